@@ -1,0 +1,42 @@
+# fer_ensemble: every target installs the package first, so any target works as the first command.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+TF      ?= cpu            # cpu -> tensorflow-cpu wheel, gpu -> tensorflow[and-cuda]
+DATA    ?= synthetic
+ZOO     ?= models_zoo/quick.toml
+RUN     ?= runs/$(basename $(notdir $(ZOO)))
+ARGS    ?=
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+export TF_ENABLE_ONEDNN_OPTS ?= 0
+
+.PHONY: install demo test bench train-all ensemble-search report clean
+
+$(BIN)/fer-ensemble: setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[$(strip $(TF)),test]"
+	touch $@
+
+install: $(BIN)/fer-ensemble
+
+demo: install
+	$(BIN)/fer-ensemble demo $(ARGS)
+
+test: install
+	$(BIN)/python -m pytest -q $(ARGS)
+
+bench: install
+	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+train-all: install
+	$(BIN)/fer-ensemble train-all --data $(DATA) --zoo $(ZOO) --run $(RUN) $(ARGS)
+
+ensemble-search: install
+	$(BIN)/fer-ensemble search $(RUN) $(ARGS)
+
+report: install
+	$(BIN)/fer-ensemble report $(RUN) $(ARGS)
+
+clean:
+	rm -rf runs .pytest_cache

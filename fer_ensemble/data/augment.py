@@ -1,0 +1,53 @@
+"""Augmentation as Keras preprocessing layers, applied to whole batches inside a tf.data pipeline."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+from .. import _tf  # noqa: F401  (quiet TF before keras is imported)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """All knobs of the augmentation; zero/False turns a transform off."""
+
+    flip: bool = True
+    rotation: float = 20.0       # degrees, ±
+    translation: float = 0.10    # fraction of the side, ±
+    zoom: float = 0.10           # fraction, ±
+    erasing: float = 0.0         # probability of random erasing (0 = off)
+    contrast: float = 0.0        # ± contrast factor (0 = off)
+
+    @classmethod
+    def from_dict(cls, d: dict | bool | None) -> "AugmentConfig | None":
+        if d is None or d is False:
+            return None
+        if d is True:
+            return cls()
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown augmentation key(s) {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def build_augmenter(cfg: AugmentConfig, seed: int | None = None):
+    """A keras.Sequential of preprocessing layers for (B, H, W, 1) float images in [0, 1]."""
+    import keras
+
+    layers = []
+    if cfg.flip:
+        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
+    if cfg.rotation:
+        layers.append(keras.layers.RandomRotation(cfg.rotation / 360.0, fill_mode="nearest", seed=seed))
+    if cfg.translation:
+        layers.append(keras.layers.RandomTranslation(cfg.translation, cfg.translation, fill_mode="nearest", seed=seed))
+    if cfg.zoom:
+        layers.append(keras.layers.RandomZoom(cfg.zoom, cfg.zoom, fill_mode="nearest", seed=seed))
+    if cfg.contrast:
+        layers.append(keras.layers.RandomContrast(cfg.contrast, value_range=(0, 1), seed=seed))
+    if cfg.erasing:
+        layers.append(keras.layers.RandomErasing(factor=cfg.erasing, scale=(0.02, 0.2), value_range=(0, 1), seed=seed))
+    return keras.Sequential(layers, name="augment")

@@ -1,0 +1,73 @@
+"""tf.data input pipelines: scaling, shuffling, balancing and batch augmentation.
+
+Images stay uint8 in one tensor; each batch is gathered by index, scaled to float and augmented in
+`map` on whole batches, so the per-image cost is a few vectorised ops (benchmarks/bench_training.py).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _tf  # noqa: F401
+from .augment import AugmentConfig, build_augmenter
+from .balance import balanced_batch_indices, oversample
+
+# The one scaling used at training and prediction time; stored in every model's sidecar.
+DEFAULT_SCALING = {"scale": 1.0 / 255.0, "offset": 0.0}
+
+
+def scale_images(x: np.ndarray, scaling: dict = DEFAULT_SCALING) -> np.ndarray:
+    """uint8 (N, H, W) -> float32 (N, H, W, 1) with the stored scaling."""
+    x = np.asarray(x, dtype=np.float32) * scaling["scale"] + scaling["offset"]
+    return x[..., None] if x.ndim == 3 else x
+
+
+def train_dataset(x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: int = 64, *,
+                  soft: np.ndarray | None = None, augment: AugmentConfig | None = None,
+                  balancing: str = "none", oversample_fraction: float = 0.6, seed: int = 0,
+                  scaling: dict = DEFAULT_SCALING, steps_per_epoch: int | None = None):
+    """A repeating, shuffled training dataset of (images, one-hot or soft targets) batches.
+
+    balancing: "none", "oversample" (replicate a fraction of the smaller classes) or "batches"
+    (every batch holds each class equally often). Class weights are applied by the trainer.
+    """
+    import tensorflow as tf
+
+    if balancing == "oversample":
+        x, y, *rest = oversample(x, y, oversample_fraction, seed=seed, soft=soft)
+        soft = rest[0] if rest else None
+    elif balancing not in ("none", "batches", "class_weights"):
+        raise ValueError(f"unknown balancing {balancing!r}; expected none, oversample, batches or class_weights")
+    targets = soft.astype(np.float32) if soft is not None else np.eye(num_classes, dtype=np.float32)[y]
+    x_t = tf.constant(x)
+    t_t = tf.constant(targets)
+    steps = steps_per_epoch or max(1, len(y) // batch_size)
+    if balancing == "batches":
+        # Index plan for 50 epochs at a time; cheap (ints) and reproducible from the seed.
+        plan = balanced_batch_indices(y, batch_size, steps * 50, seed=seed)
+        ds = tf.data.Dataset.from_tensor_slices(plan).repeat()
+    else:
+        ds = (tf.data.Dataset.range(len(y)).shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
+              .repeat().batch(batch_size, drop_remainder=True))
+    augmenter = build_augmenter(augment, seed=seed) if augment else None
+    scale, offset = float(scaling["scale"]), float(scaling["offset"])
+
+    def gather(idx):
+        xb = tf.cast(tf.gather(x_t, idx), tf.float32)[..., None] * scale + offset
+        if augmenter is not None:
+            xb = augmenter(xb, training=True)
+        return xb, tf.gather(t_t, idx)
+
+    ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.prefetch(tf.data.AUTOTUNE), steps
+
+
+def eval_dataset(x: np.ndarray, y: np.ndarray | None, num_classes: int, batch_size: int = 256,
+                 soft: np.ndarray | None = None, scaling: dict = DEFAULT_SCALING):
+    """Unshuffled, un-augmented batches for validation and prediction."""
+    import tensorflow as tf
+
+    xs = scale_images(x, scaling)
+    if y is None:
+        return tf.data.Dataset.from_tensor_slices(xs).batch(batch_size)
+    targets = soft.astype(np.float32) if soft is not None else np.eye(num_classes, dtype=np.float32)[y]
+    return tf.data.Dataset.from_tensor_slices((xs, targets)).batch(batch_size).prefetch(2)
