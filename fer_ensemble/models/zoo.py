@@ -1,0 +1,151 @@
+"""Zoo files (`models_zoo/*.toml`): which models the zoo trains and with which settings.
+
+A zoo file has an optional [zoo] table (name, classes), an optional [defaults] table of training
+settings, and one [[model]] table per member (name, builder, args, and any training setting).
+Everything is validated on load; errors name the file, the model entry and the key.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import ModelError
+from .registry import builder_arguments, list_models
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One zoo member: the builder and its arguments plus the training recipe."""
+
+    name: str
+    builder: str
+    args: dict = field(default_factory=dict)
+    optimizer: str = "adam"            # adam | sgd
+    learning_rate: float = 1e-3
+    momentum: float = 0.9              # sgd only
+    batch_size: int = 64
+    epochs: int = 150
+    patience: int = 10                 # early stopping on val_loss
+    plateau_patience: int = 10         # ReduceLROnPlateau on val_loss
+    plateau_factor: float = 0.5
+    min_lr: float = 1e-6
+    augment: Any = True                # bool or a table of AugmentConfig keys
+    balancing: str = "none"            # none | oversample | batches | class_weights
+    oversample_fraction: float = 0.6
+    label_smoothing: float = 0.0
+    seed: int = 0
+    mixed_precision: bool = False
+    steps_per_epoch: int = 0           # 0: one pass over the training set
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelSpec":
+        return _validated(dict(d), where="spec")
+
+    def replace(self, **kw) -> "ModelSpec":
+        return _validated({**self.to_dict(), **kw}, where=f"model {self.name!r}")
+
+
+@dataclass(frozen=True)
+class Zoo:
+    name: str
+    classes: str
+    models: tuple[ModelSpec, ...]
+    path: str = ""
+
+    def get(self, name: str) -> ModelSpec:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise ModelError(f"{self.path or self.name}: no model named {name!r}; "
+                         f"zoo has {', '.join(m.name for m in self.models)}")
+
+
+_SPEC_FIELDS = {f.name: f for f in fields(ModelSpec)}
+_CHOICES = {"optimizer": ("adam", "sgd"), "balancing": ("none", "oversample", "batches", "class_weights")}
+_POSITIVE = {"learning_rate", "batch_size", "epochs", "plateau_factor"}
+_NON_NEGATIVE = {"momentum", "patience", "plateau_patience", "min_lr", "oversample_fraction",
+                 "label_smoothing", "seed", "steps_per_epoch"}
+
+
+def _validated(d: dict, where: str) -> ModelSpec:
+    unknown = sorted(set(d) - set(_SPEC_FIELDS))
+    if unknown:
+        raise ModelError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(_SPEC_FIELDS)}")
+    for key in ("name", "builder"):
+        if not isinstance(d.get(key), str) or not d.get(key):
+            raise ModelError(f"{where}: '{key}' must be a non-empty string")
+    if d["builder"] not in list_models():
+        raise ModelError(f"{where}: unknown builder {d['builder']!r}; registered: {', '.join(list_models())}")
+    args = d.get("args", {})
+    if not isinstance(args, dict):
+        raise ModelError(f"{where}: 'args' must be a table")
+    bad_args = sorted(set(args) - set(builder_arguments(d["builder"])))
+    if bad_args:
+        raise ModelError(f"{where}: builder {d['builder']!r} has no argument(s) {', '.join(bad_args)}; "
+                         f"it takes {', '.join(builder_arguments(d['builder']))}")
+    d["args"] = {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}
+    for key, value in d.items():
+        if key in ("name", "builder", "args", "augment"):
+            continue
+        f = _SPEC_FIELDS[key]
+        expected = {"int": int, "float": (int, float), "bool": bool, "str": str}[str(f.type)]
+        if isinstance(value, bool) and f.type != "bool" or not isinstance(value, expected):
+            raise ModelError(f"{where}: '{key}' must be {f.type}, got {value!r}")
+        if key in _CHOICES and value not in _CHOICES[key]:
+            raise ModelError(f"{where}: '{key}' must be one of {_CHOICES[key]}, got {value!r}")
+        if key in _POSITIVE and value <= 0 or key in _NON_NEGATIVE and value < 0:
+            raise ModelError(f"{where}: '{key}' must be {'positive' if key in _POSITIVE else '>= 0'}, got {value!r}")
+    if "augment" in d:
+        from ..data.augment import AugmentConfig
+
+        try:
+            AugmentConfig.from_dict(d["augment"])
+        except (TypeError, ValueError) as e:
+            raise ModelError(f"{where}: bad 'augment': {e}") from None
+    return ModelSpec(**d)
+
+
+def load_zoo(path: str | os.PathLike) -> Zoo:
+    """Read and validate a zoo file."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ModelError(f"{path}: zoo file not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ModelError(f"{path}: invalid TOML ({e})") from None
+    unknown = sorted(set(raw) - {"zoo", "defaults", "model"})
+    if unknown:
+        raise ModelError(f"{path}: unknown top-level table(s) {', '.join(unknown)}; expected zoo, defaults, model")
+    meta = raw.get("zoo", {})
+    bad = sorted(set(meta) - {"name", "classes", "description"})
+    if bad:
+        raise ModelError(f"{path}: [zoo] has unknown key(s) {', '.join(bad)}")
+    classes = meta.get("classes", "fer7")
+    if classes not in ("fer7", "fer6"):
+        raise ModelError(f"{path}: [zoo] classes must be 'fer7' or 'fer6', got {classes!r}")
+    defaults = raw.get("defaults", {})
+    entries = raw.get("model", [])
+    if not entries:
+        raise ModelError(f"{path}: no [[model]] entries")
+    models, seen = [], set()
+    for i, entry in enumerate(entries):
+        label = entry.get("name", f"#{i + 1}")
+        spec = _validated({**defaults, **entry}, where=f"{path}: model {label!r}")
+        if spec.name in seen:
+            raise ModelError(f"{path}: model {spec.name!r} appears twice")
+        seen.add(spec.name)
+        models.append(spec)
+    return Zoo(name=meta.get("name", path.stem), classes=classes, models=tuple(models), path=str(path))

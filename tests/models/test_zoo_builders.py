@@ -1,0 +1,99 @@
+"""Every registered builder: build, forward pass, one training step, .h5 save/reload in safe mode."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fer_ensemble.errors import ModelError
+from fer_ensemble.models import create_model, list_models, load_zoo, model_depth
+
+# Narrow versions of the heaviest builders keep CI fast; test_paper_zoo_matches_table1 still builds
+# every full-size paper model.
+SMALL = {"resnet_paper": {"filters": 16}, "resnet18": {"filters": 16}, "resnet34": {"filters": 16},
+         "inception": {"stem_filters": 16, "n_start": 32, "n_step": 16, "dense_units": (128,)}}
+
+
+@pytest.fixture(scope="module")
+def batch():
+    # A learnable batch: each label has its own pattern, so a few steps must lower the loss.
+    rng = np.random.default_rng(0)
+    y = np.arange(8) % 6
+    patterns = rng.uniform(0, 1, (6, 48, 48, 1))
+    return (0.8 * patterns[y] + 0.2 * rng.uniform(0, 1, (8, 48, 48, 1))).astype("float32"), y
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_builder_roundtrip(name, batch, tmp_path):
+    import keras
+
+    x, y = batch
+    for n_cls in (7, 6):
+        net = create_model(name, num_classes=n_cls, **SMALL.get(name, {}))
+        assert net.output_shape == (None, n_cls)
+        assert net.layers[-1].dtype_policy.compute_dtype == "float32"
+    p = np.asarray(net(x, training=False))
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    keras.utils.set_random_seed(0)
+    # Eager steps: tracing a deep graph costs more than the few steps this test takes.
+    net.compile(optimizer=keras.optimizers.Adam(1e-4), loss="sparse_categorical_crossentropy", run_eagerly=True)
+    losses = [float(net.train_on_batch(x, y)) for _ in range(8)]
+    assert np.mean(losses[-2:]) < np.mean(losses[:2]), f"{name}: training loss did not fall: {losses}"
+    path = tmp_path / f"{name}.h5"
+    net.save(path)
+    again = keras.models.load_model(path, compile=False, safe_mode=True)
+    np.testing.assert_allclose(np.asarray(again(x, training=False)), np.asarray(net(x, training=False)),
+                               rtol=1e-5, atol=1e-6)
+    assert model_depth(net) >= 3
+
+
+def test_unknown_model_and_bad_override():
+    with pytest.raises(ModelError, match="unknown model 'vgg9'.*vgg_v0"):
+        create_model("vgg9")
+    with pytest.raises(ModelError, match="unknown argument\\(s\\) widht; allowed:"):
+        create_model("vgg_v0", widht=3)
+
+
+def test_paper_zoo_matches_table1():
+    zoo = load_zoo("models_zoo/paper.toml")
+    assert [m.name for m in zoo.models] == ["old_net", "VGG0", "VGG1", "VGG2", "VGG3", "VGG4", "Inc0",
+                                            "ResNet0", "ResNet2", "ResNet3", "ResNet4"]
+    table1 = {"VGG0": 4.8e6, "VGG1": 5.9e6, "VGG2": 5.9e6, "VGG3": 5.9e6, "VGG4": 5.9e6, "Inc0": 4.8e6,
+              "ResNet2": 15.6e6, "ResNet3": 21.3e6, "ResNet4": 21.3e6}
+    for m in zoo.models:
+        net = create_model(m.builder, num_classes=6, **m.args)
+        if m.name in table1:
+            assert abs(net.count_params() / table1[m.name] - 1) < 0.10, (m.name, net.count_params())
+
+
+def test_quick_zoo_builds():
+    zoo = load_zoo("models_zoo/quick.toml")
+    assert zoo.classes == "fer7" and len(zoo.models) >= 4
+    for m in zoo.models:
+        assert create_model(m.builder, **m.args).count_params() < 500_000
+
+
+@pytest.mark.parametrize("text,message", [
+    ('[[model]]\nname="a"\nbuilder="nope"\n', "model 'a': unknown builder 'nope'"),
+    ('[[model]]\nname="a"\nbuilder="vgg_v0"\nlerning_rate=1\n', "model 'a': unknown key\\(s\\) lerning_rate"),
+    ('[[model]]\nname="a"\nbuilder="vgg_v0"\nepochs=-1\n', "model 'a': 'epochs' must be positive"),
+    ('[[model]]\nname="a"\nbuilder="vgg_v0"\nbatch_size="big"\n', "model 'a': 'batch_size' must be int"),
+    ('[[model]]\nname="a"\nbuilder="vgg_v0"\nargs={depth=3}\n', "model 'a': builder 'vgg_v0' has no argument"),
+    ('[[model]]\nname="a"\nbuilder="vgg_v0"\naugment={spin=1}\n', "model 'a': bad 'augment'"),
+    ('[[model]]\nname="a"\nbuilder="vgg_v0"\n[[model]]\nname="a"\nbuilder="vgg_v1"\n', "'a' appears twice"),
+    ('[zoo]\nclasses="fer9"\n[[model]]\nname="a"\nbuilder="vgg_v0"\n', "classes must be"),
+    ('[zoo\n', "invalid TOML"),
+])
+def test_zoo_validation(tmp_path, text, message):
+    p = tmp_path / "z.toml"
+    p.write_text(text)
+    with pytest.raises(ModelError, match=message):
+        load_zoo(p)
+
+
+def test_spec_roundtrip():
+    zoo = load_zoo("models_zoo/paper.toml")
+    spec = zoo.get("VGG2")
+    from fer_ensemble.models import ModelSpec
+
+    assert ModelSpec.from_dict(spec.to_dict()) == spec
+    assert spec.replace(epochs=3).epochs == 3
