@@ -8,7 +8,6 @@ ZOO     ?= models_zoo/quick.toml
 RUN     ?= runs/$(basename $(notdir $(ZOO)))
 ARGS    ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
-export TF_ENABLE_ONEDNN_OPTS ?= 0
 
 .PHONY: install demo test bench train-all ensemble-search report clean
 

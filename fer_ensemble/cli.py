@@ -62,17 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classes", choices=("fer7", "fer6"), default="fer7")
     p.set_defaults(func=cmd_data)
 
-    for register in _REGISTRARS:
+    from .commands import COMMANDS  # the later stages' commands (zoo, train, search, ...)
+
+    for register in COMMANDS:
         register(sub, _add_data_args)
     return parser
 
 
-_REGISTRARS: list = []  # filled by later stages' command modules, below
-
-
 def main(argv: list[str] | None = None) -> int:
-    from . import commands  # noqa: F401  (registers the stage commands)
-
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -1,9 +1,172 @@
-"""Sub-commands of the later stages (zoo, training, ensemble, report, app), registered on the CLI."""
+"""Sub-commands of the later stages (zoo, training, ensemble), registered on the CLI."""
 from __future__ import annotations
 
-from .cli import _REGISTRARS
+import json
+import time
+from pathlib import Path
+
+COMMANDS: list = []  # functions (subparsers, add_data_args) -> None, in help order
 
 
 def _register(fn):
-    _REGISTRARS.append(fn)
+    COMMANDS.append(fn)
     return fn
+
+
+def _load_for_zoo(args, zoo):
+    from .data import load_data
+
+    classes = getattr(args, "classes", None) or zoo.classes
+    return load_data(args.data, classes=classes, seed=getattr(args, "data_seed", 0))
+
+
+@_register
+def _zoo(sub, add_data_args):
+    p = sub.add_parser("zoo", help="inspect zoo files")
+    zsub = p.add_subparsers(dest="zoo_command", required=True)
+    q = zsub.add_parser("list", help="each model with its builder, parameter count and depth (Table 1)")
+    q.add_argument("zoo", nargs="?", default="models_zoo/quick.toml")
+    q.set_defaults(func=cmd_zoo_list)
+    q = zsub.add_parser("models", help="every registered builder")
+    q.set_defaults(func=lambda a: print("\n".join(__import__("fer_ensemble.models", fromlist=["x"]).list_models())))
+
+
+def cmd_zoo_list(args) -> int:
+    from .models import create_model, load_zoo, model_depth
+    from .data.types import FER6_CLASSES, FER7_CLASSES
+
+    zoo = load_zoo(args.zoo)
+    n = len(FER6_CLASSES if zoo.classes == "fer6" else FER7_CLASSES)
+    print(f"zoo {zoo.name} ({zoo.path}), {zoo.classes}")
+    print(f"{'name':<16}{'builder':<16}{'depth':>6}{'params':>10}  settings")
+    for m in zoo.models:
+        net = create_model(m.builder, num_classes=n, **m.args)
+        settings = f"{m.optimizer} lr={m.learning_rate:g} bs={m.batch_size} ep={m.epochs} bal={m.balancing} seed={m.seed}"
+        print(f"{m.name:<16}{m.builder:<16}{model_depth(net):>6}{net.count_params() / 1e6:>9.2f}M  {settings}")
+    return 0
+
+
+def _train_args(p, add_data_args):
+    add_data_args(p)
+    p.add_argument("--zoo", default="models_zoo/quick.toml")
+    p.add_argument("--run", default=None, help="run directory (default runs/<zoo name>)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--force", action="store_true", help="retrain even if artifacts exist")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data set")
+
+
+@_register
+def _train(sub, add_data_args):
+    p = sub.add_parser("train", help="train one zoo entry")
+    p.add_argument("name")
+    _train_args(p, add_data_args)
+    p.set_defaults(func=cmd_train_all)
+    p = sub.add_parser("train-all", help="train every model of a zoo file (resumable)")
+    _train_args(p, add_data_args)
+    p.set_defaults(func=cmd_train_all, name=None)
+
+
+def cmd_train_all(args) -> int:
+    from .models import load_zoo
+    from .training import train_all
+
+    zoo = load_zoo(args.zoo)
+    run = Path(args.run or f"runs/{zoo.name}")
+    data = _load_for_zoo(args, zoo)
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("seed", args.seed))
+                 if v is not None}
+    print(f"training zoo {zoo.name} ({len(zoo.models)} models) on {data.source} -> {run}", flush=True)
+    t = time.perf_counter()
+    result = train_all(zoo, data, run, only=[args.name] if args.name else None, overrides=overrides, force=args.force)
+    print(result.table())
+    print(f"done in {time.perf_counter() - t:.0f}s")
+    return 1 if result.failures else 0
+
+
+@_register
+def _search(sub, add_data_args):
+    p = sub.add_parser("search", help="find the best ensemble subset from a run's prediction caches")
+    p.add_argument("run")
+    p.add_argument("--methods", default="mean,accuracy,recall",
+                   help="comma-separated: mean, accuracy, recall, vote, geometric, stacking")
+    p.add_argument("--min-size", type=int, default=1)
+    p.add_argument("--max-size", type=int)
+    p.set_defaults(func=cmd_search)
+
+
+def cmd_search(args) -> int:
+    from .ensemble import METHODS, search_run
+    from .errors import EnsembleError
+
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise EnsembleError(f"unknown method(s) {bad}; choose from {METHODS}")
+    t = time.perf_counter()
+    result, text = search_run(args.run, methods=[m for m in methods if m != "stacking"],
+                              min_size=args.min_size, max_size=args.max_size, stacking="stacking" in methods)
+    print(text)
+    print(f"\nwrote {Path(args.run) / 'search.csv'} and {Path(args.run) / 'ensemble.json'} "
+          f"({time.perf_counter() - t:.1f}s)")
+    return 0
+
+
+@_register
+def _import(sub, add_data_args):
+    p = sub.add_parser("import", help="write a sidecar so a model trained elsewhere can join an ensemble")
+    p.add_argument("model", help="a Keras 3 loadable .h5 or .keras file")
+    p.add_argument("--labels", required=True, help="comma-separated class names in the model's output order")
+    p.add_argument("--scale", type=float, default=1 / 255, help="input = pixels * scale + offset")
+    p.add_argument("--offset", type=float, default=0.0)
+    p.add_argument("--input-size", type=int, default=48)
+    p.add_argument("--into", help="directory to copy the model into (default: beside the model)")
+    p.add_argument("--name", help="member name (default: file stem)")
+    p.add_argument("--data", help="also cache its validation/test predictions on this data (for search)")
+    p.set_defaults(func=cmd_import)
+
+
+def cmd_import(args) -> int:
+    from .ensemble.importer import import_model
+
+    path = import_model(args.model, labels=[s.strip() for s in args.labels.split(",")], scale=args.scale,
+                        offset=args.offset, input_size=args.input_size, into=args.into, name=args.name,
+                        data=args.data)
+    print(f"wrote {path}")
+    return 0
+
+
+@_register
+def _demo(sub, add_data_args):
+    p = sub.add_parser("demo", help="the whole pipeline on built-in synthetic faces: train, search, predict")
+    p.add_argument("--run", default="runs/demo")
+    p.add_argument("--n", type=int, default=3000, help="synthetic images")
+    p.add_argument("--zoo", default="models_zoo/quick.toml")
+    p.set_defaults(func=cmd_demo)
+
+
+def cmd_demo(args) -> int:
+    import numpy as np
+
+    from .data import make_synthetic
+    from .ensemble import Ensemble, search_run
+    from .models import load_zoo
+    from .training import train_all
+
+    t = time.perf_counter()
+    data = make_synthetic(args.n, seed=0)
+    print(data.summary(), flush=True)
+    zoo = load_zoo(args.zoo)
+    result = train_all(zoo, data, args.run)
+    print(result.table(), flush=True)
+    _, text = search_run(args.run, methods=("mean", "accuracy", "recall", "vote", "geometric"))
+    print(text)
+    ens = Ensemble.load(args.run)
+    ev = ens.evaluate(data.test.x, data.test.y)
+    print(f"\nEnsemble.load({args.run!r}).evaluate(test): accuracy {ev['accuracy']:.4f} "
+          f"({ens.method} over {len(ens.members)} members)")
+    print("first test images:", ens.predict_labels(data.test.x[:5]), "true:",
+          [data.class_names[i] for i in data.test.y[:5]])
+    print(f"demo finished in {time.perf_counter() - t:.0f}s")
+    return 0

@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -36,3 +35,46 @@ def write_csv(path: Path, rows: list[tuple], header: str = "emotion,pixels,Usage
         lines.append(f"{label},{pixels},{usage}")
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+TINY_ZOO = """
+[zoo]
+name = "tiny"
+[defaults]
+epochs = 2
+batch_size = 32
+learning_rate = 0.003
+patience = 5
+augment = { flip = true, rotation = 5.0, translation = 0.0, zoom = 0.0 }
+[[model]]
+name = "a_vgg"
+builder = "vgg_v1"
+args = { filters = [4, 8, 8, 8], dropout = 0.0, dense_units = [16], dense_dropout = 0.0, first_l2 = 0.0 }
+seed = 1
+[[model]]
+name = "b_sep"
+builder = "sepnet"
+args = { filters = [8, 8], dense_units = [16] }
+balancing = "batches"
+batch_size = 28
+seed = 2
+"""
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo_file(tmp_path_factory) -> Path:
+    p = tmp_path_factory.mktemp("zoo") / "tiny.toml"
+    p.write_text(TINY_ZOO)
+    return p
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_data, tiny_zoo_file):
+    """A trained two-model run directory (shared: training it takes ~20 s)."""
+    from fer_ensemble.models import load_zoo
+    from fer_ensemble.training import train_all
+
+    run = tmp_path_factory.mktemp("run")
+    result = train_all(load_zoo(tiny_zoo_file), tiny_data, run, progress=False)
+    assert not result.failures, result.failures
+    return run

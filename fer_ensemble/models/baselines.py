@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from keras import layers
 
-from .layers import classifier, conv, dense_stack, model
+from .layers import BN_MOMENTUM, classifier, conv, dense_stack, model
 from .registry import register_model
 
 
@@ -47,7 +47,7 @@ def shallow(input_shape=(48, 48, 1), num_classes=7, *, filters=(32, 64), dropout
         x = conv(x, f, f"block{b + 1}_1")
         x = conv(x, f, f"block{b + 1}_2")
         x = layers.MaxPooling2D(2, name=f"block{b + 1}_pool")(x)
-        x = layers.BatchNormalization(name=f"block{b + 1}_bn")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"block{b + 1}_bn")(x)
         x = layers.Dropout(dropout, name=f"block{b + 1}_drop")(x)
     x = layers.Flatten(name="flatten")(x)
     x = dense_stack(x, tuple(dense_units), 0.5)
@@ -63,7 +63,7 @@ def sepnet(input_shape=(48, 48, 1), num_classes=7, *, filters=(32, 64, 128, 256)
     for b, f in enumerate(filters):
         for c in range(2):
             x = layers.SeparableConv2D(f, 3, padding="same", use_bias=False, name=f"sep{b + 1}_{c + 1}")(x)
-            x = layers.BatchNormalization(name=f"sep{b + 1}_{c + 1}_bn")(x)
+            x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"sep{b + 1}_{c + 1}_bn")(x)
             x = layers.Activation("relu", name=f"sep{b + 1}_{c + 1}_relu")(x)
         x = layers.MaxPooling2D(2, name=f"sep{b + 1}_pool")(x)
         x = layers.Dropout(dropout, name=f"sep{b + 1}_drop")(x)

@@ -5,6 +5,10 @@ from .. import _tf  # noqa: F401
 import keras
 from keras import layers, regularizers
 
+# Keras defaults to 0.99; with the few hundred steps of a small data set the moving statistics
+# then lag far behind the batch statistics and validation collapses to one class.
+BN_MOMENTUM = 0.9
+
 
 def conv(x, filters: int, name: str, kernel: int = 3, strides: int = 1, l2: float = 0.0,
          activation: str | None = "relu", bn: bool = False, bn_before_act: bool = True):
@@ -13,11 +17,11 @@ def conv(x, filters: int, name: str, kernel: int = 3, strides: int = 1, l2: floa
     x = layers.Conv2D(filters, kernel, strides=strides, padding="same", kernel_regularizer=reg,
                       use_bias=not bn, name=f"{name}_conv")(x)
     if bn and bn_before_act:
-        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     if activation:
         x = layers.Activation(activation, name=f"{name}_{activation}")(x)
     if bn and not bn_before_act:
-        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
     return x
 
 

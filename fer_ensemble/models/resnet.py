@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from keras import layers
 
-from .layers import classifier, conv, model
+from .layers import BN_MOMENTUM, classifier, conv, model
 from .registry import register_model
 
 
 def paper_block(x, filters: int, name: str, downsample: bool):
     """R = B, then C–B–C (3×3) added to the block input; stride 2 (and a strided shortcut) to downsample."""
-    b = layers.BatchNormalization(name=f"{name}_bn0")(x)
+    b = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn0")(x)
     s = 2 if downsample else 1
     h = conv(b, filters, f"{name}_c1", strides=s, bn=True)
     h = conv(h, filters, f"{name}_c2", activation=None)
@@ -26,7 +26,7 @@ def basic_block(x, filters: int, name: str, downsample: bool):
     short = x
     if downsample or x.shape[-1] != filters:
         short = layers.Conv2D(filters, 1, strides=s, use_bias=False, name=f"{name}_short")(x)
-        short = layers.BatchNormalization(name=f"{name}_short_bn")(short)
+        short = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_short_bn")(short)
     return layers.Activation("relu", name=f"{name}_out")(layers.Add(name=f"{name}_add")([h, short]))
 
 

@@ -1,0 +1,281 @@
+"""`Ensemble`: load saved models from a run directory and predict with their combination.
+
+A directory holds NAME.h5 / NAME.keras models, each with the NAME.json sidecar written by the
+trainer (or by `fer-ensemble import`). If it also holds ensemble.json (written by the search),
+only its members are loaded, with its method and weights.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import _tf  # noqa: F401
+from .._io import write_json
+from ..errors import EnsembleError
+from .combine import METHODS, Stacker, combine, fit_weights
+
+MANIFEST = "ensemble.json"
+MODEL_SUFFIXES = (".h5", ".keras")
+
+
+@dataclass
+class Member:
+    name: str
+    path: Path
+    sidecar: dict
+    model: object = None
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.sidecar["class_names"])
+
+    @property
+    def input_size(self) -> int:
+        return int(self.sidecar.get("input_shape", [48, 48, 1])[0])
+
+    @property
+    def scaling(self) -> dict:
+        return self.sidecar.get("scaling", {"scale": 1 / 255, "offset": 0.0})
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise EnsembleError(f"{path}: cannot read JSON ({e})") from None
+
+
+def _sidecars(directory: Path) -> dict[str, dict]:
+    out = {}
+    for p in sorted(directory.glob("*.json")):
+        if p.name == MANIFEST or p.name.startswith("."):
+            continue
+        d = _read_json(p)
+        if "class_names" in d and ("model_file" in d or any((directory / f"{p.stem}{s}").exists() for s in MODEL_SUFFIXES)):
+            out[p.stem] = d
+    return out
+
+
+def _model_path(directory: Path, name: str, sidecar: dict) -> Path:
+    candidates = [directory / sidecar["model_file"]] if "model_file" in sidecar else []
+    candidates += [directory / f"{name}{s}" for s in MODEL_SUFFIXES]
+    for c in candidates:
+        if c.resolve().parent != directory.resolve():
+            raise EnsembleError(f"{directory / (name + '.json')}: model file {c.name!r} is outside the directory")
+        if c.exists():
+            return c
+    raise EnsembleError(f"{directory / (name + '.json')}: no model file ({name}.h5 or {name}.keras) beside it")
+
+
+class Ensemble:
+    """Members, a combination method and its weights, in the ensemble's class order."""
+
+    def __init__(self, members: list[Member], method: str = "mean", weights: np.ndarray | None = None,
+                 class_names: list[str] | None = None, stacking: dict | None = None, manifest: dict | None = None):
+        if not members:
+            raise EnsembleError("an ensemble needs at least one member")
+        if method not in METHODS:
+            raise EnsembleError(f"unknown method {method!r}; expected one of {METHODS}")
+        self.members = members
+        self.method = method
+        self.class_names = list(class_names or members[0].class_names)
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
+        self.stacking = stacking
+        self.manifest = manifest or {}
+        self._orders = [self._class_order(m) for m in members]
+        self._fused = None
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def load(cls, directory: str | os.PathLike, method: str | None = None) -> "Ensemble":
+        import keras
+
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise EnsembleError(f"{directory}: not a directory")
+        sidecars = _sidecars(directory)
+        manifest_path = directory / MANIFEST
+        manifest = _read_json(manifest_path) if manifest_path.exists() else None
+        if manifest is not None:
+            names = manifest.get("members")
+            if not isinstance(names, list) or not names:
+                raise EnsembleError(f"{manifest_path}: 'members' must be a non-empty list")
+            for n in names:
+                if not isinstance(n, str) or "/" in n or "\\" in n or n.startswith(".."):
+                    raise EnsembleError(f"{manifest_path}: member {n!r} is a path outside the directory")
+                if n not in sidecars:
+                    raise EnsembleError(f"{manifest_path}: member {n!r} is missing ({n}.json and its model "
+                                        f"are not in {directory})")
+        else:
+            names = list(sidecars)
+            if not names:
+                raise EnsembleError(f"{directory}: no models found (expected NAME.h5 or NAME.keras with NAME.json)")
+        members = []
+        for n in names:
+            path = _model_path(directory, n, sidecars[n])
+            try:
+                model = keras.models.load_model(path, compile=False, safe_mode=True)
+            except Exception as e:
+                raise EnsembleError(f"{path}: cannot load model ({e.__class__.__name__}: {str(e)[:200]})") from None
+            members.append(Member(n, path, sidecars[n], model))
+        if manifest is not None and method in (None, manifest.get("method")):
+            w = manifest.get("weights")
+            weights = None if w is None else np.array([w[n] for n in names], dtype=np.float64)
+            return cls(members, manifest["method"], weights, manifest.get("class_names"),
+                       manifest.get("stacking"), manifest)
+        return cls(members, method or "mean")
+
+    def _class_order(self, member: Member) -> np.ndarray:
+        """Indices into the member's outputs that give the ensemble's class order."""
+        theirs = member.class_names
+        missing = [c for c in self.class_names if c not in theirs]
+        if missing:
+            raise EnsembleError(f"{member.path}: classes {theirs} cannot be mapped onto the ensemble's "
+                                f"{self.class_names} (missing {missing})")
+        return np.array([theirs.index(c) for c in self.class_names])
+
+    # ------------------------------------------------------------------ inputs
+    @staticmethod
+    def as_batch(x) -> np.ndarray:
+        """uint8 or float images shaped (48, 48), (N, 48, 48) or (N, 48, 48, 1) -> float32 (N, H, W, 1)
+        in the 0-255 range (float input in [0, 1] is taken as already scaled and multiplied back)."""
+        x = np.asarray(x)
+        if x.ndim == 2:
+            x = x[None]
+        if x.ndim == 4 and x.shape[-1] == 1:
+            x = x[..., 0]
+        if x.ndim != 3 or x.shape[1] != x.shape[2]:
+            raise EnsembleError(f"expected images shaped (H, W), (N, H, W) or (N, H, W, 1) with H == W, "
+                                f"got {x.shape}")
+        x = x.astype(np.float32)
+        if x.size and x.max() <= 1.0 and np.issubdtype(np.asarray(x).dtype, np.floating):
+            x = x * 255.0
+        return x[..., None]
+
+    # ------------------------------------------------------------------ prediction
+    def member_probabilities(self, x) -> np.ndarray:
+        """(M, N, C) member probabilities in the ensemble's class order (the loop over members)."""
+        import keras
+
+        batch = self.as_batch(x)
+        out = []
+        for m, order in zip(self.members, self._orders):
+            xb = batch
+            if xb.shape[1] != m.input_size:
+                xb = np.asarray(keras.ops.image.resize(xb, (m.input_size, m.input_size)))
+            xb = xb * m.scaling["scale"] + m.scaling["offset"]
+            p = m.model.predict(xb, batch_size=256, verbose=0)
+            out.append(p[:, order])
+        return np.stack(out)
+
+    def combine(self, member_proba: np.ndarray) -> np.ndarray:
+        if self.method == "stacking":
+            if not self.stacking:
+                raise EnsembleError("stacking ensemble has no fitted parameters; run the search first")
+            st = Stacker()
+            st.model.coef_ = np.array(self.stacking["coef"])
+            st.model.intercept_ = np.array(self.stacking["intercept"])
+            st.model.classes_ = np.array(self.stacking["classes"])
+            return st.predict_proba(member_proba)
+        if self.method in ("accuracy", "recall") and self.weights is None:
+            raise EnsembleError(f"method {self.method!r} needs weights from a validation split: "
+                                "run `fer-ensemble search` or call fit_weights(x_val, y_val)")
+        return combine(member_proba, self.method, self.weights)
+
+    def predict_proba(self, x, fused: bool = True) -> np.ndarray:
+        if fused and self.method != "stacking":
+            return self.to_keras().predict(self.as_batch(x), batch_size=256, verbose=0)
+        return self.combine(self.member_probabilities(x))
+
+    def predict(self, x) -> np.ndarray:
+        return self.predict_proba(x).argmax(axis=1)
+
+    def predict_labels(self, x) -> list[str]:
+        return [self.class_names[i] for i in self.predict(x)]
+
+    def fit_weights(self, x_val, y_val) -> "Ensemble":
+        """Compute accuracy/recall weights from a validation split."""
+        self.weights = fit_weights(self.method, self.member_probabilities(x_val), np.asarray(y_val))
+        self._fused = None
+        return self
+
+    def evaluate(self, x, y) -> dict:
+        from sklearn.metrics import confusion_matrix
+
+        y = np.asarray(y)
+        pred = self.predict(x)
+        labels = np.arange(len(self.class_names))
+        cm = confusion_matrix(y, pred, labels=labels)
+        per_class = {c: float(cm[i, i] / cm[i].sum()) if cm[i].sum() else 0.0 for i, c in enumerate(self.class_names)}
+        return {"accuracy": float((pred == y).mean()), "per_class_accuracy": per_class, "confusion_matrix": cm.tolist()}
+
+    # ------------------------------------------------------------------ fused model
+    def _fused_weights(self) -> np.ndarray:
+        m, c = len(self.members), len(self.class_names)
+        if self.method == "mean":
+            w = np.full((m, c), 1.0 / m)
+        elif self.method == "accuracy":
+            w = np.repeat((self.weights / self.weights.sum())[:, None], c, axis=1)
+        elif self.method == "recall":
+            w = self.weights / np.maximum(self.weights.sum(axis=0, keepdims=True), 1e-7)
+        else:
+            w = np.full((m, c), 1.0 / m)
+        return w
+
+    def to_keras(self):
+        """One Keras model: input (N, H, W, 1) pixels in 0-255, each member's resize, scaling and
+        class reordering, then the combination, all in the graph. Saved as .h5, it loads with
+        keras.models.load_model in safe mode (after `import fer_ensemble.ensemble`)."""
+        if self._fused is not None:
+            return self._fused
+        if self.method == "stacking":
+            raise EnsembleError("to_keras() does not support stacking; use mean/accuracy/recall/vote/geometric")
+        if self.method in ("accuracy", "recall") and self.weights is None:
+            raise EnsembleError(f"method {self.method!r} needs weights: run the search or fit_weights first")
+        import keras
+        from keras import layers
+
+        from .layers import CombineMembers
+
+        size = self.members[0].input_size
+        inp = layers.Input((size, size, 1), name="pixels")
+        outs = []
+        for i, (m, order) in enumerate(zip(self.members, self._orders)):
+            x = inp
+            if m.input_size != size:
+                x = layers.Resizing(m.input_size, m.input_size, name=f"m{i}_resize")(x)
+            x = layers.Rescaling(m.scaling["scale"], m.scaling["offset"], name=f"m{i}_scale")(x)
+            sub = m.model
+            sub.name = f"member_{i}_{m.name}"
+            p = sub(x)
+            if not np.array_equal(order, np.arange(len(order))) or len(m.class_names) != len(self.class_names):
+                perm = np.zeros((len(m.class_names), len(self.class_names)), np.float32)
+                perm[order, np.arange(len(order))] = 1.0
+                reorder = layers.Dense(len(self.class_names), use_bias=False, trainable=False, name=f"m{i}_classes")
+                p = reorder(p)
+                reorder.set_weights([perm])
+            outs.append(p)
+        method = self.method if self.method in ("vote", "geometric") else "weighted"
+        combined = CombineMembers(method, self._fused_weights().tolist(), name="combine")(outs)
+        self._fused = keras.Model(inp, combined, name="fer_ensemble")
+        return self._fused
+
+    # ------------------------------------------------------------------ manifest
+    def save_manifest(self, directory: str | os.PathLike, extra: dict | None = None) -> Path:
+        return write_manifest(directory, [m.name for m in self.members], self.method, self.class_names,
+                              self.weights, extra, self.stacking)
+
+
+def write_manifest(directory: str | os.PathLike, members: list[str], method: str, class_names: list[str],
+                   weights: np.ndarray | None, extra: dict | None = None, stacking: dict | None = None) -> Path:
+    """Write ensemble.json without loading any model (the search works on prediction caches only)."""
+    path = Path(directory) / MANIFEST
+    doc = {"members": members, "method": method, "class_names": list(class_names),
+           "weights": None if weights is None else {n: np.asarray(w).tolist() for n, w in zip(members, weights)},
+           **({"stacking": stacking} if stacking else {}), **(extra or {})}
+    write_json(path, doc)
+    return path

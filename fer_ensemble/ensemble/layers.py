@@ -1,0 +1,37 @@
+"""Keras layers registered by fer_ensemble for the fused ensemble model (no Lambda layers, so the
+fused .h5 loads with keras.models.load_model in safe mode once fer_ensemble is imported)."""
+from __future__ import annotations
+
+from .. import _tf  # noqa: F401
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="fer_ensemble")
+class CombineMembers(keras.layers.Layer):
+    """Combine a list of (N, C) member probabilities into (N, C) ensemble probabilities.
+
+    weights: (M, C) non-negative, already normalised per class for mean/accuracy/recall.
+    method: "weighted" (Σ w·p), "vote" (argmax votes + half the mean as tie-break), "geometric".
+    """
+
+    def __init__(self, method: str = "weighted", weights=None, **kwargs):
+        super().__init__(**kwargs)
+        self.method = method
+        self.weights_list = weights
+
+    def call(self, inputs):
+        p = ops.stack(inputs, axis=0)                                    # (M, N, C)
+        if self.method == "vote":
+            votes = ops.sum(ops.one_hot(ops.argmax(p, axis=-1), ops.shape(p)[-1]), axis=0)
+            out = votes + 0.5 * ops.mean(p, axis=0)
+        elif self.method == "geometric":
+            logp = ops.mean(ops.log(ops.clip(p, 1e-7, 1.0)), axis=0)
+            out = ops.exp(logp - ops.max(logp, axis=-1, keepdims=True))
+        else:
+            w = ops.convert_to_tensor(self.weights_list, dtype=p.dtype)      # (M, C)
+            out = ops.sum(p * w[:, None, :], axis=0)
+        return out / ops.sum(out, axis=-1, keepdims=True)
+
+    def get_config(self):
+        return {**super().get_config(), "method": self.method, "weights": self.weights_list}

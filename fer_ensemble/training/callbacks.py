@@ -1,0 +1,69 @@
+"""Callbacks: resume-aware state seeding and a quiet progress display."""
+from __future__ import annotations
+
+import sys
+import time
+
+from .. import _tf  # noqa: F401
+import keras
+import numpy as np
+import pandas as pd
+
+
+def best_so_far(history: pd.DataFrame, monitor: str, mode: str) -> tuple[float | None, int]:
+    """(best value, epochs since it) over a history frame, for seeding callbacks after a resume."""
+    if history.empty or monitor not in history:
+        return None, 0
+    values = history[monitor].to_numpy(dtype=float)
+    i = int(np.nanargmin(values) if mode == "min" else np.nanargmax(values))
+    return float(values[i]), len(values) - 1 - i
+
+
+class SeedResumedState(keras.callbacks.Callback):
+    """After a resume, restore the patience counters that EarlyStopping and ReduceLROnPlateau reset
+    in on_train_begin, from the history of the epochs already done. Must come after them."""
+
+    def __init__(self, history: pd.DataFrame, early: keras.callbacks.EarlyStopping,
+                 plateau: keras.callbacks.ReduceLROnPlateau):
+        super().__init__()
+        self.history, self.early, self.plateau = history, early, plateau
+
+    def on_train_begin(self, logs=None):
+        for cb in (self.early, self.plateau):
+            mode = "min" if "loss" in cb.monitor else "max"
+            best, wait = best_so_far(self.history, cb.monitor, mode)
+            if best is not None:
+                cb.best, cb.wait = best, wait
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """A tqdm bar over epochs on a terminal; one line per epoch in logs (no bar redraws)."""
+
+    def __init__(self, name: str, epochs: int, initial_epoch: int = 0):
+        super().__init__()
+        self.name, self.epochs, self.initial = name, epochs, initial_epoch
+        self.interactive = sys.stderr.isatty()
+        self.bar = None
+
+    def on_train_begin(self, logs=None):
+        if self.interactive:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=self.epochs, initial=self.initial, desc=self.name, unit="ep", leave=False)
+        self.t = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        lr = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        stats = {k: logs[k] for k in ("loss", "accuracy", "val_loss", "val_accuracy") if k in logs}
+        if self.bar is not None:
+            self.bar.set_postfix({**{k: f"{v:.4f}" for k, v in stats.items()}, "lr": f"{lr:.1e}"})
+            self.bar.update(1)
+        else:
+            text = " ".join(f"{k}={v:.4f}" for k, v in stats.items())
+            print(f"[{self.name}] epoch {epoch + 1}/{self.epochs} {text} lr={lr:.1e} "
+                  f"({time.perf_counter() - self.t:.0f}s)", flush=True)
+
+    def on_train_end(self, logs=None):
+        if self.bar is not None:
+            self.bar.close()

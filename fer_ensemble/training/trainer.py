@@ -1,0 +1,223 @@
+"""Train one zoo member and leave every artifact that evaluation and ensembling need.
+
+Run directory, per model NAME:
+  NAME.h5            best model (by validation accuracy)
+  NAME.json          sidecar: spec, classes, input shape, scaling, data fingerprint, metrics, ...
+  NAME.history.csv   per-epoch loss/accuracy/learning rate
+  NAME.preds.npz     validation and test probabilities and labels (the ensemble-search cache)
+  .work/NAME/        in-progress state (backup for resume, best checkpoint); removed when done
+Every final file is written under a temporary name and renamed; NAME.json is written last, so
+its presence means the model is complete.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import warnings
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import _tf  # noqa: F401
+from .._io import atomic_path, write_json, write_npz, write_text
+from ..data import FerData
+from ..data.augment import AugmentConfig
+from ..data.balance import class_weights
+from ..data.pipeline import DEFAULT_SCALING, eval_dataset, scale_images, train_dataset
+from ..errors import TrainingError
+from ..models import ModelSpec, create_model
+from .metrics import classification_metrics
+
+ARTIFACTS = ("h5", "json", "history.csv", "preds.npz")
+SIDECAR_FORMAT = 1
+
+
+@dataclass
+class TrainResult:
+    name: str
+    sidecar: dict
+    skipped: bool = False
+
+    @property
+    def val_accuracy(self) -> float:
+        return self.sidecar["metrics"]["val"]["accuracy"]
+
+    @property
+    def test_accuracy(self) -> float:
+        return self.sidecar["metrics"]["test"]["accuracy"]
+
+
+def artifact_paths(out_dir: str | os.PathLike, name: str) -> dict[str, Path]:
+    out_dir = Path(out_dir)
+    return {k: out_dir / f"{name}.{k}" for k in ARTIFACTS}
+
+
+def _canonical(spec: ModelSpec) -> dict:
+    return json.loads(json.dumps(spec.to_dict()))
+
+
+def _check_existing(stored: dict, spec: ModelSpec, fingerprint: str, where: Path) -> None:
+    if stored.get("data_fingerprint") != fingerprint:
+        raise TrainingError(f"{where}: was trained on different data (fingerprint "
+                            f"{stored.get('data_fingerprint')} != {fingerprint}); use another run "
+                            "directory, or --force to retrain")
+    if stored.get("spec") != _canonical(spec):
+        diff = sorted(k for k in set(stored.get("spec", {})) | set(_canonical(spec))
+                      if stored.get("spec", {}).get(k) != _canonical(spec).get(k))
+        raise TrainingError(f"{where}: was trained with a different spec (differs in {', '.join(diff)}); "
+                            "use another run directory, or --force to retrain")
+
+
+def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, force: bool = False,
+                progress: bool = True, jit_compile: bool | str = False) -> TrainResult:
+    """Train `spec` on `data`, writing NAME.{h5,json,history.csv,preds.npz} into `out_dir`.
+
+    Complete artifacts for the same spec and data are reused (skipped=True); an interrupted run
+    resumes from its last finished epoch.
+    """
+    import keras
+    import pandas as pd
+    import tensorflow as tf
+
+    from .callbacks import EpochProgress, SeedResumedState
+    from .device import device_name, precision_policy, strategy_scope
+
+    out_dir = Path(out_dir)
+    paths = artifact_paths(out_dir, spec.name)
+    fingerprint = data.fingerprint()
+    if paths["json"].exists() and not force:
+        stored = json.loads(paths["json"].read_text())
+        _check_existing(stored, spec, fingerprint, paths["json"])
+        if all(p.exists() for p in paths.values()):
+            return TrainResult(spec.name, stored, skipped=True)
+    work = out_dir / ".work" / spec.name
+    state_file = work / "state.json"
+    if force and work.exists():
+        shutil.rmtree(work)
+    if state_file.exists():
+        _check_existing(json.loads(state_file.read_text()), spec, fingerprint, work)
+    work.mkdir(parents=True, exist_ok=True)
+    write_json(state_file, {"spec": _canonical(spec), "data_fingerprint": fingerprint})
+
+    # Resume bookkeeping: epochs finished according to the backup, history trimmed to match.
+    backup_dir = work / "backup"
+    meta = backup_dir / "training_metadata.json"
+    initial_epoch = json.loads(meta.read_text())["epoch"] + 1 if meta.exists() else 0
+    history_file = work / "history.csv"
+    history = pd.read_csv(history_file) if history_file.exists() and history_file.stat().st_size else pd.DataFrame()
+    if not history.empty:
+        history = history[history["epoch"] < initial_epoch]
+        write_text(history_file, history.to_csv(index=False))
+    elif history_file.exists():
+        history_file.unlink()
+
+    keras.utils.set_random_seed(spec.seed)
+    on_gpu = bool(tf.config.list_physical_devices("GPU"))
+    if not on_gpu:
+        tf.config.experimental.enable_op_determinism()
+    policy = precision_policy(spec.mixed_precision)
+    keras.mixed_precision.set_global_policy(policy)
+    t0 = time.perf_counter()
+    try:
+        with strategy_scope():
+            try:
+                net = create_model(spec.builder, input_shape=(*data.image_shape, 1),
+                                   num_classes=data.num_classes, **spec.args)
+            except Exception as e:
+                raise TrainingError(f"model {spec.name!r}: builder {spec.builder!r} failed: {e}") from e
+            opt = (keras.optimizers.Adam(spec.learning_rate) if spec.optimizer == "adam"
+                   else keras.optimizers.SGD(spec.learning_rate, momentum=spec.momentum))
+            net.compile(optimizer=opt, loss=keras.losses.CategoricalCrossentropy(label_smoothing=spec.label_smoothing),
+                        metrics=["accuracy"], jit_compile=jit_compile)
+        augment = AugmentConfig.from_dict(spec.augment)
+        train_ds, steps = train_dataset(
+            data.train.x, data.train.y, data.num_classes, spec.batch_size, soft=data.train.soft,
+            augment=augment, balancing=spec.balancing, oversample_fraction=spec.oversample_fraction,
+            seed=spec.seed, steps_per_epoch=spec.steps_per_epoch or None)
+        val_ds = eval_dataset(data.val.x, data.val.y, data.num_classes, soft=data.val.soft)
+        best_ckpt = work / "best.h5"
+        best_acc, _ = (None, 0) if history.empty else (float(history["val_accuracy"].max()), 0)
+        early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=spec.patience)
+        plateau = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=spec.plateau_factor,
+                                                    patience=spec.plateau_patience, min_lr=spec.min_lr)
+        nan_guard = keras.callbacks.TerminateOnNaN()
+        callbacks = [
+            keras.callbacks.BackupAndRestore(str(backup_dir)),
+            early, plateau, nan_guard,
+            keras.callbacks.ModelCheckpoint(str(best_ckpt), monitor="val_accuracy", mode="max",
+                                            save_best_only=True, initial_value_threshold=best_acc),
+            keras.callbacks.CSVLogger(str(history_file), append=True),
+            SeedResumedState(history, early, plateau),
+        ]
+        if progress:
+            callbacks.append(EpochProgress(spec.name, spec.epochs, initial_epoch))
+        weights = class_weights(data.train.y, data.num_classes) if spec.balancing == "class_weights" else None
+        warnings.filterwarnings("ignore", message=".*shuffle=True. was passed")  # tf.data shuffles
+        fit = net.fit(train_ds, steps_per_epoch=steps, epochs=spec.epochs, validation_data=val_ds,
+                      callbacks=callbacks, class_weight=weights, verbose=0)
+        losses = fit.history.get("loss", [])
+        if losses and not np.isfinite(losses[-1]):
+            raise TrainingError(f"model {spec.name!r}: loss became NaN at epoch {len(losses) + initial_epoch}; "
+                                "lower the learning rate or check the data")
+        if not best_ckpt.exists():
+            raise TrainingError(f"model {spec.name!r}: no checkpoint was written (no epoch finished)")
+        best = keras.models.load_model(best_ckpt, compile=False, safe_mode=True)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    wall = time.perf_counter() - t0
+
+    probs = {s: best.predict(scale_images(data.split(s).x), batch_size=512, verbose=0).astype(np.float32)
+             for s in ("val", "test")}
+    hist = pd.read_csv(history_file).drop_duplicates("epoch", keep="last").sort_values("epoch")
+    lr_col = "learning_rate" if "learning_rate" in hist else None
+    best_epoch = int(hist.loc[hist["val_accuracy"].idxmax(), "epoch"]) + 1
+    sidecar = {
+        "format": SIDECAR_FORMAT,
+        "name": spec.name,
+        "model_file": paths["h5"].name,
+        "builder": spec.builder,
+        "spec": _canonical(spec),
+        "class_names": list(data.class_names),
+        "input_shape": [*data.image_shape, 1],
+        "scaling": DEFAULT_SCALING,
+        "data_fingerprint": fingerprint,
+        "data_source": data.source,
+        "parameters": int(best.count_params()),
+        "epochs_run": int(len(hist)),
+        "best_epoch": best_epoch,
+        "final_learning_rate": float(hist[lr_col].iloc[-1]) if lr_col else None,
+        "wall_time_s": round(wall, 2),
+        "resumed_from_epoch": initial_epoch,
+        "device": device_name(),
+        "precision": policy,
+        "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,
+                     "keras": keras.__version__, "numpy": np.__version__},
+        "metrics": {s: classification_metrics(data.split(s).y, probs[s], data.class_names) for s in ("val", "test")},
+    }
+    write_npz(paths["preds.npz"], val_proba=probs["val"], val_y=data.val.y, test_proba=probs["test"],
+              test_y=data.test.y, class_names=np.array(data.class_names))
+    write_text(paths["history.csv"], hist.to_csv(index=False))
+    absl = logging.getLogger("absl")
+    level = absl.level
+    absl.setLevel(logging.ERROR)  # .h5 is the format asked for; skip Keras's "legacy format" note
+    try:
+        with atomic_path(paths["h5"]) as tmp:
+            best.save(tmp)
+    finally:
+        absl.setLevel(level)
+    write_json(paths["json"], sidecar)
+    shutil.rmtree(work, ignore_errors=True)
+    _remove_empty(out_dir / ".work")
+    return TrainResult(spec.name, sidecar)
+
+
+def _remove_empty(d: Path) -> None:
+    try:
+        d.rmdir()
+    except OSError:
+        pass

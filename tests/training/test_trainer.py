@@ -1,0 +1,131 @@
+"""Training driver: artifacts, consistency, skip/resume, mismatches, failure isolation, determinism."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fer_ensemble.errors import TrainingError
+from fer_ensemble.models import ModelSpec, load_zoo
+from fer_ensemble.training import artifact_paths, train_all, train_model
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_artifacts_present_and_consistent(tiny_run, tiny_data):
+    import keras
+
+    for name in ("a_vgg", "b_sep"):
+        paths = artifact_paths(tiny_run, name)
+        assert all(p.exists() for p in paths.values())
+        side = json.loads(paths["json"].read_text())
+        z = np.load(paths["preds.npz"])
+        from_cache = float((z["test_proba"].argmax(1) == z["test_y"]).mean())
+        assert side["metrics"]["test"]["accuracy"] == pytest.approx(from_cache, abs=1e-12)
+        model = keras.models.load_model(paths["h5"], compile=False, safe_mode=True)
+        x = tiny_data.test.x.astype("float32")[..., None] * side["scaling"]["scale"]
+        rerun = float((model.predict(x, verbose=0).argmax(1) == tiny_data.test.y).mean())
+        assert rerun == pytest.approx(from_cache, abs=1e-12)
+        assert side["data_fingerprint"] == tiny_data.fingerprint()
+        assert side["class_names"] == list(tiny_data.class_names) and side["input_shape"] == [48, 48, 1]
+        cm = np.array(side["metrics"]["val"]["confusion_matrix"])
+        assert cm.sum() == len(tiny_data.val)
+        hist = pd.read_csv(paths["history.csv"])
+        assert hist["epoch"].tolist() == list(range(side["epochs_run"]))
+        assert {"loss", "val_accuracy", "learning_rate"} <= set(hist.columns)
+    assert not (tiny_run / ".work").exists()
+    assert not list(tiny_run.glob(".*tmp*"))
+
+
+def test_complete_models_are_skipped(tiny_run, tiny_data, tiny_zoo_file):
+    before = {p: p.stat().st_mtime_ns for p in tiny_run.iterdir()}
+    result = train_all(load_zoo(tiny_zoo_file), tiny_data, tiny_run, progress=False)
+    assert all(r.skipped for r in result.results)
+    assert before == {p: p.stat().st_mtime_ns for p in tiny_run.iterdir()}
+    assert "(cached)" in result.table()
+
+
+def test_mismatched_data_or_spec_refused(tiny_run, tiny_data, tiny_zoo_file):
+    from fer_ensemble.data import make_synthetic
+
+    spec = load_zoo(tiny_zoo_file).get("a_vgg")
+    with pytest.raises(TrainingError, match="a_vgg.json: was trained on different data"):
+        train_model(spec, make_synthetic(600, seed=99), tiny_run, progress=False)
+    with pytest.raises(TrainingError, match="different spec \\(differs in learning_rate\\)"):
+        train_model(spec.replace(learning_rate=0.1), tiny_data, tiny_run, progress=False)
+
+
+def test_failure_isolation_and_nan(tmp_path, tiny_data, tiny_zoo_file):
+    zoo = load_zoo(tiny_zoo_file)
+    bad_build = ModelSpec(name="bad", builder="transfer_mobilenetv2", args={"resize": 16}, epochs=1)
+    nan = ModelSpec(name="nan", builder="vgg_v1", optimizer="sgd", learning_rate=1e12, epochs=2, augment=False,
+                    args={"filters": (4, 4, 4, 4), "dense_units": (8,)})
+    good = zoo.get("b_sep").replace(epochs=1)
+    from fer_ensemble.models import Zoo
+
+    result = train_all(Zoo("mixed", "fer7", (bad_build, nan, good)), tiny_data, tmp_path, progress=False)
+    assert [r.name for r in result.results] == ["b_sep"]
+    assert "builder 'transfer_mobilenetv2' failed" in result.failures["bad"]
+    assert "NaN" in result.failures["nan"]
+    assert "FAILED" in result.table()
+    assert not (tmp_path / "bad.json").exists() and not (tmp_path / "nan.h5").exists()
+
+
+def test_same_seed_same_metrics_on_cpu(tmp_path, tiny_data, tiny_zoo_file):
+    spec = load_zoo(tiny_zoo_file).get("a_vgg").replace(epochs=1)
+    r1 = train_model(spec, tiny_data, tmp_path / "one", progress=False)
+    r2 = train_model(spec, tiny_data, tmp_path / "two", progress=False)
+    p1 = np.load(tmp_path / "one" / "a_vgg.preds.npz")["val_proba"]
+    p2 = np.load(tmp_path / "two" / "a_vgg.preds.npz")["val_proba"]
+    np.testing.assert_array_equal(p1, p2)
+    assert r1.sidecar["metrics"] == r2.sidecar["metrics"]
+
+
+def test_synthetic_data_is_learnable_but_not_trivial(tmp_path):
+    from fer_ensemble.data import make_synthetic
+
+    data = make_synthetic(2000, seed=5)
+    spec = ModelSpec(name="probe", builder="vgg_v1", epochs=6, batch_size=32, learning_rate=0.003, patience=6,
+                     args={"filters": (8, 16, 32, 32), "dropout": 0.05, "dense_units": (64,), "dense_dropout": 0.1,
+                           "first_l2": 0.0005}, augment=False, seed=0)
+    acc = train_model(spec, data, tmp_path, progress=False).sidecar["metrics"]["val"]["accuracy"]
+    majority = np.bincount(data.val.y).max() / len(data.val)
+    assert majority + 0.15 < acc < 0.97, acc
+
+
+def test_resume_after_sigkill(tmp_path, tiny_zoo_file):
+    """Kill train-all mid-run with SIGKILL; the second run finishes with at most one epoch lost."""
+    zoo = tmp_path / "z.toml"
+    zoo.write_text(tiny_zoo_file.read_text().replace("epochs = 2", "epochs = 6"))
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "fer_ensemble", "train-all", "--data", "synthetic:600", "--zoo", str(zoo),
+           "--run", str(run)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    hist = run / ".work" / "a_vgg" / "history.csv"
+    deadline = time.time() + 240
+    seen = 0
+    while time.time() < deadline and proc.poll() is None:
+        if hist.exists():
+            seen = max(0, len(hist.read_text().strip().splitlines()) - 1)
+            if seen >= 2:
+                break
+        time.sleep(0.2)
+    assert proc.poll() is None, "train-all finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run / "a_vgg.json").exists()
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    side = json.loads((run / "a_vgg.json").read_text())
+    assert side["resumed_from_epoch"] >= seen - 1 >= 1          # at most one epoch of work lost
+    assert pd.read_csv(run / "a_vgg.history.csv")["epoch"].tolist() == list(range(side["epochs_run"]))
+    assert (run / "b_sep.json").exists() and not (run / ".work").exists()
