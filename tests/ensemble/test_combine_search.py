@@ -1,0 +1,105 @@
+"""Combination methods against hand-computed examples; fast search against brute force."""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from fer_ensemble.ensemble import (SEARCHABLE, brute_force_accuracy, combine, fit_weights, search_subsets)
+from fer_ensemble.ensemble import search as search_mod
+
+# Two members, two samples, three classes; labels [0, 2].
+P = np.array([[[0.6, 0.3, 0.1], [0.2, 0.5, 0.3]],
+              [[0.1, 0.5, 0.4], [0.1, 0.2, 0.7]]])
+Y = np.array([0, 2])
+
+
+def test_mean_by_hand():
+    np.testing.assert_allclose(combine(P, "mean"), [[0.35, 0.4, 0.25], [0.15, 0.35, 0.5]])
+
+
+def test_accuracy_weighted_by_hand():
+    w = fit_weights("accuracy", P, Y)          # member 0: 1/2 right, member 1: 1/2 right... check
+    np.testing.assert_allclose(w, [0.5, 0.5])
+    w = np.array([3.0, 1.0])
+    np.testing.assert_allclose(combine(P, "accuracy", w)[0], [0.475, 0.35, 0.175])
+
+
+def test_recall_weighted_by_hand():
+    w = fit_weights("recall", P, Y)            # recall per member and class
+    np.testing.assert_allclose(w, [[1, 0, 0], [0, 0, 1]])
+    out = combine(P, "recall", w)
+    # class 0 only from member 0, class 2 only from member 1, class 1 has no weight -> 0
+    raw0 = np.array([0.6, 0.0, 0.4])
+    np.testing.assert_allclose(out[0], raw0 / raw0.sum())
+
+
+def test_vote_and_tie_break_by_hand():
+    p = np.array([[[0.5, 0.4, 0.1]], [[0.3, 0.6, 0.1]]])  # one vote each for 0 and 1
+    out = combine(p, "vote")
+    assert out.argmax() == 1                              # mean prob 0.5 for class 1 > 0.4 for class 0
+    p3 = np.concatenate([p, [[[0.9, 0.05, 0.05]]]])
+    assert combine(p3, "vote").argmax() == 0              # two votes beat any probability
+
+
+def test_geometric_by_hand():
+    out = combine(P, "geometric")
+    g = np.sqrt(P[0, 0] * P[1, 0])
+    np.testing.assert_allclose(out[0], g / g.sum())
+
+
+def _problem(m, n, c=7, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, c, n)
+    logits = rng.normal(size=(m, n, c)) + 1.2 * np.eye(c)[y][None] * rng.uniform(0.3, 1.5, (m, 1, 1))
+    p = np.exp(logits)
+    return (p / p.sum(2, keepdims=True)).astype(np.float32), y
+
+
+@pytest.mark.parametrize("method", SEARCHABLE)
+def test_fast_search_equals_brute_force(method):
+    vp, vy = _problem(7, 400, seed=1)
+    tp, ty = _problem(7, 300, seed=2)
+    names = [f"m{i}" for i in range(7)]
+    res = search_subsets(names, vp, vy, tp, ty, methods=(method,), top=10 ** 6)
+    assert len(res.table) == 2 ** 7 - 1
+    for _, row in res.table.iterrows():
+        idx = [names.index(n) for n in row.members.split("+")]
+        assert row.val_accuracy == pytest.approx(brute_force_accuracy(method, idx, vp, vy, vp, vy), abs=1e-12)
+        assert row.test_accuracy == pytest.approx(brute_force_accuracy(method, idx, tp, ty, vp, vy), abs=1e-12)
+    # ranking: best validation first, smaller ensembles first among ties
+    best = max(brute_force_accuracy(method, list(s), vp, vy, vp, vy)
+               for k in range(1, 8) for s in itertools.combinations(range(7), k))
+    assert res.winner["val_accuracy"] == pytest.approx(best)
+    same = res.table[res.table.val_accuracy == res.table.val_accuracy.max()]
+    assert res.winner["size"] == same["size"].min()
+
+
+def test_size_limits_and_selection_ignores_test_labels():
+    vp, vy = _problem(8, 300, seed=3)
+    tp, ty = _problem(8, 300, seed=4)
+    names = [f"m{i}" for i in range(8)]
+    a = search_subsets(names, vp, vy, tp, ty, min_size=3, max_size=5)
+    assert a.table["size"].between(3, 5).all()
+    shuffled = np.random.default_rng(0).permutation(ty)
+    b = search_subsets(names, vp, vy, tp, shuffled, min_size=3, max_size=5)
+    assert a.winner["members"] == b.winner["members"] and a.winner["method"] == b.winner["method"]
+
+
+def test_greedy_when_too_many_subsets(monkeypatch):
+    vp, vy = _problem(9, 300, seed=5)
+    tp, ty = _problem(9, 300, seed=6)
+    monkeypatch.setattr(search_mod, "EXHAUSTIVE_LIMIT", 100)
+    res = search_subsets([f"m{i}" for i in range(9)], vp, vy, tp, ty, methods=("mean", "recall"))
+    assert res.search == "greedy" and "multiplicity" in res.table.columns
+    singles = [(vp[i].argmax(1) == vy).mean() for i in range(9)]
+    assert res.winner["val_accuracy"] >= max(singles)
+
+
+def test_stacking_is_cross_validated():
+    vp, vy = _problem(4, 400, seed=7)
+    tp, ty = _problem(4, 300, seed=8)
+    res = search_subsets([f"m{i}" for i in range(4)], vp, vy, tp, ty, methods=("mean", "stacking"))
+    st = res.best["stacking"]
+    assert 0.2 < st["val_accuracy"] < 1.0 and st["size"] >= 1

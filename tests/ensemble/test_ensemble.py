@@ -1,0 +1,133 @@
+"""Ensemble.load -> predict round trip, fused model, manifest, import, bad input."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from fer_ensemble.ensemble import Ensemble, combine, fit_weights, load_caches, search_run
+from fer_ensemble.errors import EnsembleError
+
+
+@pytest.fixture()
+def run_copy(tiny_run, tmp_path):
+    dst = tmp_path / "run"
+    shutil.copytree(tiny_run, dst)
+    return dst
+
+
+def test_search_then_load_exactly_the_winner(run_copy, tiny_data):
+    result, text = search_run(run_copy, methods=("mean", "accuracy", "recall", "vote", "geometric"))
+    assert (run_copy / "search.csv").exists() and "per-class test accuracy" in text
+    manifest = json.loads((run_copy / "ensemble.json").read_text())
+    ens = Ensemble.load(run_copy)
+    assert [m.name for m in ens.members] == manifest["members"] and ens.method == manifest["method"]
+    # Ensemble on the test split reproduces the search's test accuracy from the caches.
+    ev = ens.evaluate(tiny_data.test.x, tiny_data.test.y)
+    assert ev["accuracy"] == pytest.approx(manifest["test_accuracy"], abs=1.5 / len(tiny_data.test))
+
+
+@pytest.mark.parametrize("method", ["mean", "accuracy", "recall", "vote", "geometric"])
+def test_fused_model_matches_member_loop_and_reloads(run_copy, tiny_data, method, tmp_path):
+    import keras
+
+    ens = Ensemble.load(run_copy, method=method)
+    if method in ("accuracy", "recall"):
+        ens.fit_weights(tiny_data.val.x, tiny_data.val.y)
+    x = tiny_data.test.x[:40]
+    looped = ens.predict_proba(x, fused=False)
+    fused = ens.predict_proba(x)
+    np.testing.assert_allclose(fused, looped, atol=1e-5)
+    caches = load_caches(run_copy)
+    w = fit_weights(method, caches["val_proba"], caches["val_y"])
+    np.testing.assert_allclose(looped, combine(caches["test_proba"][:, :40], method, w), atol=1e-5)
+    path = tmp_path / "fused.h5"
+    ens.to_keras().save(path)
+    again = keras.models.load_model(path, compile=False, safe_mode=True)
+    np.testing.assert_allclose(again.predict(Ensemble.as_batch(x), verbose=0), fused, atol=1e-6)
+
+
+def test_input_shapes(run_copy, tiny_data):
+    ens = Ensemble.load(run_copy)
+    x = tiny_data.test.x[:3]
+    ref = ens.predict(x)
+    np.testing.assert_array_equal(ens.predict(x[..., None]), ref)
+    np.testing.assert_array_equal(ens.predict(x.astype(np.float32) / 255.0), ref)
+    assert ens.predict(x[0]).shape == (1,)
+    assert ens.predict_labels(x)[0] in tiny_data.class_names
+    with pytest.raises(EnsembleError, match="expected images shaped"):
+        ens.predict(np.zeros((2, 48, 40)))
+
+
+def test_class_order_and_input_size_are_adapted(run_copy, tiny_data, tmp_path):
+    """A member with permuted classes and a 64-pixel input joins and agrees after mapping."""
+    import keras
+    from keras import layers
+
+    from fer_ensemble.ensemble.importer import import_model
+
+    base = keras.models.load_model(run_copy / "a_vgg.h5", compile=False, safe_mode=True)
+    perm = [6, 5, 4, 3, 2, 1, 0]
+    inp = layers.Input((64, 64, 1))
+    h = layers.Resizing(48, 48)(inp)
+    h = base(h)
+    out = layers.Dense(7, use_bias=False, trainable=False)(h)
+    wrapped = keras.Model(inp, out)
+    m = np.zeros((7, 7), np.float32)
+    m[perm, np.arange(7)] = 1
+    wrapped.layers[-1].set_weights([m])
+    src = tmp_path / "elsewhere.h5"
+    wrapped.save(src)
+    names = list(tiny_data.class_names)
+    dest = tmp_path / "ens"
+    dest.mkdir()
+    for f in ("a_vgg.h5", "a_vgg.json"):
+        shutil.copy(run_copy / f, dest / f)
+    import_model(src, labels=[names[i] for i in perm], scale=1 / 255, input_size=64, into=dest, name="imported")
+    ens = Ensemble.load(dest)
+    probs = ens.member_probabilities(tiny_data.test.x[:20])
+    np.testing.assert_array_equal(probs[0].argmax(1), probs[1].argmax(1))
+    np.testing.assert_allclose(ens.predict_proba(tiny_data.test.x[:20]), ens.predict_proba(tiny_data.test.x[:20], fused=False), atol=1e-5)
+
+
+def test_bad_directories(tmp_path, run_copy):
+    with pytest.raises(EnsembleError, match="no models found"):
+        Ensemble.load(tmp_path)
+    (run_copy / "ensemble.json").write_text(json.dumps({"members": ["a_vgg", "ghost"], "method": "mean"}))
+    with pytest.raises(EnsembleError, match="member 'ghost' is missing"):
+        Ensemble.load(run_copy)
+    (run_copy / "ensemble.json").write_text(json.dumps({"members": ["../x"], "method": "mean"}))
+    with pytest.raises(EnsembleError, match="outside the directory"):
+        Ensemble.load(run_copy)
+    (run_copy / "ensemble.json").unlink()
+    (run_copy / "b_sep.h5").write_bytes(b"not an hdf5 file")
+    with pytest.raises(EnsembleError, match="b_sep.h5: cannot load model"):
+        Ensemble.load(run_copy)
+    side = json.loads((run_copy / "a_vgg.json").read_text())
+    side["class_names"] = ["x"] * 7
+    (run_copy / "b_sep.json").write_text(json.dumps({**side, "class_names": ["p", "q", "r", "s", "t", "u", "v"],
+                                                     "model_file": "a_vgg.h5"}))
+    with pytest.raises(EnsembleError, match="cannot be mapped"):
+        Ensemble.load(run_copy)
+
+
+def test_search_needs_caches(tmp_path):
+    with pytest.raises(EnsembleError, match="no NAME.preds.npz"):
+        search_run(tmp_path)
+    np.savez(tmp_path / "x.preds.npz", nothing=np.zeros(3))
+    with pytest.raises(EnsembleError, match="x.preds.npz: not a valid prediction cache"):
+        search_run(tmp_path)
+
+
+def test_cli_search_and_import_errors(run_copy, capsys):
+    from fer_ensemble.cli import main
+
+    assert main(["search", str(run_copy), "--methods", "mean,recall,stacking"]) == 0
+    out = capsys.readouterr().out
+    assert "chosen:" in out and "stacking" in out
+    assert main(["search", str(run_copy), "--methods", "median"]) == 2
+    assert "unknown method" in capsys.readouterr().err
+    assert main(["import", str(run_copy / "a_vgg.h5"), "--labels", "a,b"]) == 2
+    assert "7 outputs but 2 labels" in capsys.readouterr().err
