@@ -1,0 +1,53 @@
+"""Ensemble inference on CPU: the fused Keras model vs looping over members, for a batch of 256
+and for single images (latency). Uses the quick zoo trained on synthetic data (trains it into
+runs/bench_quick first if absent: a few minutes)."""
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+from _common import emit
+from fer_ensemble.data import make_synthetic
+from fer_ensemble.ensemble import Ensemble
+from fer_ensemble.models import load_zoo
+from fer_ensemble.training import train_all
+
+RUN = Path("runs/bench_quick")
+
+
+def lat(fn, n):
+    ts = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def main():
+    data = make_synthetic(3000, seed=0)
+    train_all(load_zoo("models_zoo/quick.toml"), data, RUN, progress=False)
+    ens = Ensemble.load(RUN)
+    fused = ens.to_keras()
+    batch = Ensemble.as_batch(data.test.x[:256])
+    one = batch[:1]
+    fused.predict(batch, verbose=0)
+    ens.predict_proba(batch, fused=False)
+    f_batch = lat(lambda: fused.predict(batch, verbose=0), 5)
+    l_batch = lat(lambda: ens.predict_proba(batch, fused=False), 5)
+    f_one = lat(lambda: fused(one, training=False), 30)
+    l_one = lat(lambda: [m.model(one / 255.0, training=False) for m in ens.members], 30)
+    l_one_predict = lat(lambda: ens.predict_proba(one, fused=False), 10)
+    emit("inference", {"members": len(ens.members), "method": ens.method,
+                       "batch256": {"fused_s": round(f_batch, 4), "member_loop_s": round(l_batch, 4),
+                                    "fused_images_per_s": round(256 / f_batch), "speedup": round(l_batch / f_batch, 2)},
+                       "single_image_latency_ms": {"fused_call": round(f_one * 1e3, 2),
+                                                   "member_loop_call": round(l_one * 1e3, 2),
+                                                   "member_loop_predict": round(l_one_predict * 1e3, 2)}})
+
+
+if __name__ == "__main__":
+    main()
