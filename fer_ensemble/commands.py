@@ -55,6 +55,8 @@ def _train_args(p, add_data_args):
     p.add_argument("--seed", type=int)
     p.add_argument("--force", action="store_true", help="retrain even if artifacts exist")
     p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data set")
+    p.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs to RUN/tensorboard/")
+    p.add_argument("--xla", action="store_true", help="compile with XLA (helps on GPUs, slows CPUs)")
 
 
 @_register
@@ -79,7 +81,8 @@ def cmd_train_all(args) -> int:
                  if v is not None}
     print(f"training zoo {zoo.name} ({len(zoo.models)} models) on {data.source} -> {run}", flush=True)
     t = time.perf_counter()
-    result = train_all(zoo, data, run, only=[args.name] if args.name else None, overrides=overrides, force=args.force)
+    result = train_all(zoo, data, run, only=[args.name] if args.name else None, overrides=overrides, force=args.force,
+                       tensorboard=args.tensorboard, jit_compile=args.xla)
     print(result.table())
     print(f"done in {time.perf_counter() - t:.0f}s")
     return 1 if result.failures else 0

@@ -32,8 +32,10 @@ class ZooRun:
 
 
 def train_all(zoo: Zoo, data: FerData, run_dir: str | os.PathLike, *, only: list[str] | None = None,
-              overrides: dict | None = None, force: bool = False, progress: bool = True) -> ZooRun:
-    """Train every model of `zoo` (or those named in `only`) into `run_dir`."""
+              overrides: dict | None = None, force: bool = False, progress: bool = True,
+              **train_kwargs) -> ZooRun:
+    """Train every model of `zoo` (or those named in `only`) into `run_dir`; extra keyword
+    arguments (jit_compile, tensorboard) go to train_model."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     specs = [zoo.get(n) for n in only] if only else list(zoo.models)
@@ -47,7 +49,7 @@ def train_all(zoo: Zoo, data: FerData, run_dir: str | os.PathLike, *, only: list
         if overrides:
             spec = spec.replace(**overrides)
         try:
-            results.append(train_model(spec, data, run_dir, force=force, progress=progress))
+            results.append(train_model(spec, data, run_dir, force=force, progress=progress, **train_kwargs))
         except FerEnsembleError as e:
             failures[spec.name] = str(e)
             print(f"[{spec.name}] failed: {e}", file=sys.stderr, flush=True)

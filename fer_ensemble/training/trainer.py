@@ -74,11 +74,12 @@ def _check_existing(stored: dict, spec: ModelSpec, fingerprint: str, where: Path
 
 
 def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, force: bool = False,
-                progress: bool = True, jit_compile: bool | str = False) -> TrainResult:
+                progress: bool = True, jit_compile: bool | str = False, tensorboard: bool = False) -> TrainResult:
     """Train `spec` on `data`, writing NAME.{h5,json,history.csv,preds.npz} into `out_dir`.
 
     Complete artifacts for the same spec and data are reused (skipped=True); an interrupted run
-    resumes from its last finished epoch.
+    resumes from its last finished epoch. `jit_compile` turns on XLA (it helps on GPUs and slows
+    CPU training 2-3x); `tensorboard` writes logs to out_dir/tensorboard/NAME.
     """
     import keras
     import pandas as pd
@@ -156,6 +157,8 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
         ]
         if progress:
             callbacks.append(EpochProgress(spec.name, spec.epochs, initial_epoch))
+        if tensorboard:
+            callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / "tensorboard" / spec.name)))
         weights = class_weights(data.train.y, data.num_classes) if spec.balancing == "class_weights" else None
         warnings.filterwarnings("ignore", message=".*shuffle=True. was passed")  # tf.data shuffles
         fit = net.fit(train_ds, steps_per_epoch=steps, epochs=spec.epochs, validation_data=val_ds,

@@ -129,3 +129,16 @@ def test_resume_after_sigkill(tmp_path, tiny_zoo_file):
     assert side["resumed_from_epoch"] >= seen - 1 >= 1          # at most one epoch of work lost
     assert pd.read_csv(run / "a_vgg.history.csv")["epoch"].tolist() == list(range(side["epochs_run"]))
     assert (run / "b_sep.json").exists() and not (run / ".work").exists()
+
+
+def test_tensorboard_option_and_cli_overrides(tmp_path, tiny_zoo_file):
+    from fer_ensemble.cli import main
+
+    run = tmp_path / "run"
+    code = main(["train", "b_sep", "--zoo", str(tiny_zoo_file), "--data", "synthetic:600", "--run", str(run),
+                 "--epochs", "1", "--tensorboard", "--data-seed", "1"])
+    assert code == 0
+    side = json.loads((run / "b_sep.json").read_text())
+    assert side["spec"]["epochs"] == 1 and side["epochs_run"] == 1
+    assert any((run / "tensorboard" / "b_sep").rglob("*tfevents*"))
+    assert not (run / "a_vgg.json").exists()            # `train NAME` trains only that entry
