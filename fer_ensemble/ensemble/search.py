@@ -18,26 +18,29 @@ import numpy as np
 from .combine import SEARCHABLE, Stacker, combine, fit_weights, member_accuracy, member_recall
 
 EXHAUSTIVE_LIMIT = 2 ** 20   # subsets per method; larger zoos use greedy selection
-LOW_BITS = 10
+LOW_BITS = {"pruned": 6, "recall": 8}  # measured best split sizes (bench_search.py)
 _EPS = 1e-7
+_TOL = 1e-9   # bound margin: near-ties always take the full evaluation
+DTYPE = np.float64  # float32 sums in different orders flipped rare near-ties between splits
 
 
 def contributions(method: str, proba: np.ndarray, val_proba: np.ndarray, val_y: np.ndarray):
     """Per-member additive contributions (M, N, C) for `proba`, plus (M, C) denominators for recall.
     Weights always come from the validation predictions."""
     m = proba.shape[0]
+    proba = proba.astype(DTYPE)
     if method == "mean":
-        return proba.astype(np.float32), None
+        return proba, None
     if method == "accuracy":
-        return (member_accuracy(val_proba, val_y)[:, None, None] * proba).astype(np.float32), None
+        return member_accuracy(val_proba, val_y)[:, None, None] * proba, None
     if method == "geometric":
-        return np.log(np.clip(proba, _EPS, 1.0)).astype(np.float32), None
+        return np.log(np.clip(proba, _EPS, 1.0)), None
     if method == "vote":
-        onehot = np.eye(proba.shape[2], dtype=np.float32)[proba.argmax(axis=2)]
-        return onehot + proba.astype(np.float32) / (2 * m), None
+        onehot = np.eye(proba.shape[2], dtype=DTYPE)[proba.argmax(axis=2)]
+        return onehot + proba / (2 * m), None
     if method == "recall":
         r = member_recall(val_proba, val_y, proba.shape[2])
-        return (r[:, None, :] * proba).astype(np.float32), r.astype(np.float32)
+        return r[:, None, :] * proba, r
     raise ValueError(f"method {method!r} is not searchable; searchable: {SEARCHABLE}")
 
 
@@ -80,28 +83,70 @@ def subset_correct(contrib: np.ndarray, denom: np.ndarray | None, y: np.ndarray,
     a = np.ascontiguousarray(contrib[:, order, :].transpose(0, 2, 1))   # (M, C, n) class-major
     bounds = np.searchsorted(ys, np.arange(c + 1))
     groups = [(k, bounds[k], bounds[k + 1]) for k in range(c) if bounds[k + 1] > bounds[k]]
-    lo_bits = min(m, LOW_BITS)
+    lo_bits = min(m, LOW_BITS["recall" if denom is not None else "pruned"])
     low, high = _all_sums(a[:lo_bits]), _all_sums(a[lo_bits:])
     if denom is not None:
         low_d, high_d = _all_sums(denom[:lo_bits]), _all_sums(denom[lo_bits:])
     out = np.empty((high.shape[0], low.shape[0]), dtype=np.int64)
 
+    # Exact pruning for additive scores (all but recall): with margins g_j = score_true - score_j,
+    # every low subset's margin lies in [sum of negative parts, sum of positive parts] of the
+    # low members' margins. A sample whose high margin plus that range stays > 0 for every j is
+    # right for all 2^l low subsets; one with some j below 0 for all of them is wrong for all.
+    cls = np.arange(c)
+    if denom is None and ys.size:
+        true_rows = ys[None, :]
+        a_true = np.take_along_axis(a, np.broadcast_to(true_rows[None], (a.shape[0], 1, ys.size)), axis=1)
+        margins = a_true - a                                             # (M, C, n), 0 on the true class
+        lo_min = np.minimum(margins[:lo_bits], 0).sum(axis=0)            # (C, n)
+        lo_max = np.maximum(margins[:lo_bits], 0).sum(axis=0)
+        other = cls[:, None] != ys[None, :]                              # (C, n)
+    else:
+        lo_min = None
+
+    def evaluate(t: np.ndarray, grp, ok, cmp) -> np.ndarray:
+        count = np.zeros(t.shape[0], dtype=np.int64)
+        for k, s, e in grp:
+            true = t[:, k, s:e]
+            o, c_ = ok[:, :e - s], cmp[:, :e - s]
+            o.fill(True)
+            for j in range(c):
+                if j == k:
+                    continue
+                (np.greater if j < k else np.greater_equal)(true, t[:, j, s:e], out=c_)
+                np.logical_and(o, c_, out=o)
+            count += np.count_nonzero(o, axis=1)
+        return count
+
     def run(rows: range) -> None:
+        # Buffers are allocated once per thread: fresh arrays per subset block cost page faults.
+        t = np.empty_like(low)                                           # (2^l, C, n)
+        d = np.empty(low.shape[:2], dtype=low.dtype) if denom is not None else None
+        ok = np.empty((low.shape[0], max((e - s for _, s, e in groups), default=0)), dtype=bool)
+        cmp = np.empty_like(ok)
         for h in rows:
-            t = low + high[h]                                            # (2^l, C, n)
+            if lo_min is not None:
+                hh = high[h]                                             # (C, n)
+                hm = np.take_along_axis(hh, ys[None, :], axis=0) - hh     # high margins
+                always = ((hm + lo_min > _TOL) | ~other).all(axis=0)
+                never = ((hm + lo_max < -_TOL) & other).any(axis=0)
+                amb = np.flatnonzero(~always & ~never)
+                base = int(always.sum())
+                if amb.size == 0:
+                    out[h] = base + const
+                    continue
+                ya = ys[amb]
+                b = np.searchsorted(ya, np.arange(c + 1))
+                grp = [(k, b[k], b[k + 1]) for k in range(c) if b[k + 1] > b[k]]
+                ta = low[:, :, amb] + hh[:, amb]
+                out[h] = evaluate(ta, grp, ok, cmp) + base + const
+                continue
+            np.add(low, high[h], out=t)
             if denom is not None:
-                t /= np.maximum(low_d + high_d[h], _EPS)[:, :, None]
-            count = np.zeros(low.shape[0], dtype=np.int64)
-            for k, s, e in groups:
-                true = t[:, k, s:e]
-                ok = None
-                for j in range(c):
-                    if j == k:
-                        continue
-                    cmp = true > t[:, j, s:e] if j < k else true >= t[:, j, s:e]
-                    ok = cmp if ok is None else np.logical_and(ok, cmp, out=ok)
-                count += np.count_nonzero(ok, axis=1)
-            out[h] = count + const
+                np.add(low_d, high_d[h], out=d)
+                np.maximum(d, _EPS, out=d)
+                t /= d[:, :, None]
+            out[h] = evaluate(t, groups, ok, cmp) + const
 
     threads = threads or min(os.cpu_count() or 1, 4)
     parts = [range(i, high.shape[0], threads) for i in range(threads)]
@@ -136,8 +181,8 @@ def greedy_select(method: str, val_proba: np.ndarray, val_y: np.ndarray, steps: 
     m = a.shape[0]
     steps = steps or max(2 * m, 25)
     counts = np.zeros(m, dtype=np.int64)
-    s = np.zeros(a.shape[1:], np.float32)
-    sd = np.zeros(a.shape[2], np.float32) if d is not None else None
+    s = np.zeros(a.shape[1:], DTYPE)
+    sd = np.zeros(a.shape[2], DTYPE) if d is not None else None
     best = (-1.0, counts.copy())
     for _ in range(steps):
         cand = s[None] + a
