@@ -48,7 +48,6 @@ def fit_weights(method: str, val_proba: np.ndarray, val_y: np.ndarray) -> np.nda
 def combine(proba: np.ndarray, method: str, weights: np.ndarray | None = None) -> np.ndarray:
     """(M, N, C) member probabilities -> (N, C) ensemble probabilities (rows sum to 1)."""
     proba = np.asarray(proba, dtype=np.float64)
-    m = proba.shape[0]
     if method == "mean":
         out = proba.mean(axis=0)
     elif method == "accuracy":
@@ -69,7 +68,7 @@ def combine(proba: np.ndarray, method: str, weights: np.ndarray | None = None) -
         out = out / out.sum(axis=1, keepdims=True)
     else:
         raise ValueError(f"combine() does not handle {method!r}; use Stacker for stacking")
-    return out if m else out
+    return out
 
 
 class Stacker:

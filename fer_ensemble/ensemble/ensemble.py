@@ -151,10 +151,9 @@ class Ensemble:
         if x.ndim != 3 or x.shape[1] != x.shape[2]:
             raise EnsembleError(f"expected images shaped (H, W), (N, H, W) or (N, H, W, 1) with H == W, "
                                 f"got {x.shape}")
+        scaled = np.issubdtype(x.dtype, np.floating) and x.size and x.max() <= 1.0
         x = x.astype(np.float32)
-        if x.size and x.max() <= 1.0 and np.issubdtype(np.asarray(x).dtype, np.floating):
-            x = x * 255.0
-        return x[..., None]
+        return (x * 255.0 if scaled else x)[..., None]
 
     # ------------------------------------------------------------------ prediction
     def member_probabilities(self, x) -> np.ndarray:

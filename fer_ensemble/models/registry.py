@@ -33,11 +33,10 @@ def list_models(family: str | None = None) -> list[str]:
 
 
 def builder_arguments(name: str) -> dict[str, object]:
-    """The builder's tunable arguments and their defaults."""
+    """The builder's tunable arguments (everything but input_shape and num_classes) and defaults."""
     fn = get_builder(name)
     return {k: p.default for k, p in inspect.signature(fn).parameters.items()
-            if k not in ("input_shape", "num_classes") and p.kind is p.KEYWORD_ONLY or
-            (k not in ("input_shape", "num_classes") and p.default is not p.empty)}
+            if k not in ("input_shape", "num_classes")}
 
 
 def get_builder(name: str) -> Callable:

@@ -142,7 +142,7 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
             seed=spec.seed, steps_per_epoch=spec.steps_per_epoch or None)
         val_ds = eval_dataset(data.val.x, data.val.y, data.num_classes, soft=data.val.soft)
         best_ckpt = work / "best.h5"
-        best_acc, _ = (None, 0) if history.empty else (float(history["val_accuracy"].max()), 0)
+        best_acc = None if history.empty else float(history["val_accuracy"].max())  # resume: keep the best
         early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=spec.patience)
         plateau = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=spec.plateau_factor,
                                                     patience=spec.plateau_patience, min_lr=spec.min_lr)

@@ -131,3 +131,10 @@ def test_cli_search_and_import_errors(run_copy, capsys):
     assert "unknown method" in capsys.readouterr().err
     assert main(["import", str(run_copy / "a_vgg.h5"), "--labels", "a,b"]) == 2
     assert "7 outputs but 2 labels" in capsys.readouterr().err
+
+
+def test_uint8_input_is_never_rescaled():
+    x = np.zeros((1, 48, 48), np.uint8)
+    x[0, :2] = 1
+    assert Ensemble.as_batch(x).max() == 1.0                 # uint8 pixels stay pixels
+    assert Ensemble.as_batch(x.astype(np.float32)).max() == 255.0  # floats in [0, 1] are scaled back
