@@ -9,7 +9,7 @@ RUN     ?= runs/$(basename $(notdir $(ZOO)))
 ARGS    ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install demo test bench train-all ensemble-search report clean
+.PHONY: install demo test bench train-all ensemble-search collect clean
 
 $(BIN)/fer-ensemble: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -34,8 +34,8 @@ train-all: install
 ensemble-search: install
 	$(BIN)/fer-ensemble search $(RUN) $(ARGS)
 
-report: install
-	$(BIN)/fer-ensemble report $(RUN) $(ARGS)
+collect: install  # small artifacts of RUN (no weights) into results/<run name>/
+	$(BIN)/fer-ensemble collect $(RUN) results/$(notdir $(RUN))
 
 clean:
 	rm -rf runs .pytest_cache

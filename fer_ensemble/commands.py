@@ -173,3 +173,32 @@ def cmd_demo(args) -> int:
           [data.class_names[i] for i in data.test.y[:5]])
     print(f"demo finished in {time.perf_counter() - t:.0f}s")
     return 0
+
+
+SMALL_ARTIFACTS = ("*.json", "*.history.csv", "*.preds.npz", "search.csv")
+
+
+@_register
+def _collect(sub, add_data_args):
+    p = sub.add_parser("collect", help="copy a run's small artifacts (no weights) to a results folder")
+    p.add_argument("run")
+    p.add_argument("dest")
+    p.set_defaults(func=cmd_collect)
+
+
+def cmd_collect(args) -> int:
+    import shutil
+
+    from ._io import atomic_path
+    from .errors import FerEnsembleError
+
+    run, dest = Path(args.run), Path(args.dest)
+    if not run.is_dir():
+        raise FerEnsembleError(f"{run}: not a run directory")
+    files = sorted({f for pattern in SMALL_ARTIFACTS for f in run.glob(pattern) if not f.name.startswith(".")})
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        with atomic_path(dest / f.name) as tmp:
+            shutil.copyfile(f, tmp)
+    print(f"copied {len(files)} files from {run} to {dest} (no .h5 weights)")
+    return 0

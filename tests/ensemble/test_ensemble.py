@@ -138,3 +138,13 @@ def test_uint8_input_is_never_rescaled():
     x[0, :2] = 1
     assert Ensemble.as_batch(x).max() == 1.0                 # uint8 pixels stay pixels
     assert Ensemble.as_batch(x.astype(np.float32)).max() == 255.0  # floats in [0, 1] are scaled back
+
+
+def test_collect_then_search_on_caches_alone(tiny_run, tmp_path, capsys):
+    from fer_ensemble.cli import main
+
+    dest = tmp_path / "results"
+    assert main(["collect", str(tiny_run), str(dest)]) == 0
+    assert not list(dest.glob("*.h5")) and len(list(dest.glob("*.preds.npz"))) == 2
+    assert main(["search", str(dest)]) == 0                   # no model files needed
+    assert json.loads((dest / "ensemble.json").read_text())["members"]
