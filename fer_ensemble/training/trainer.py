@@ -158,6 +158,11 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
         if progress:
             callbacks.append(EpochProgress(spec.name, spec.epochs, initial_epoch))
         if tensorboard:
+            import importlib.util
+
+            if importlib.util.find_spec("tensorboard") is None:
+                raise TrainingError("--tensorboard needs the tensorboard package: "
+                                    "pip install 'fer_ensemble[tensorboard]'")
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / "tensorboard" / spec.name)))
         weights = class_weights(data.train.y, data.num_classes) if spec.balancing == "class_weights" else None
         warnings.filterwarnings("ignore", message=".*shuffle=True. was passed")  # tf.data shuffles
