@@ -66,14 +66,19 @@ def save_cache(data: FerData, path: str | os.PathLike) -> Path:
 
 # --------------------------------------------------------------------------- csv
 
-def _load_csv(path: Path) -> FerData:
+def read_fer_csv(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(labels, usage, images) of a fer2013.csv or .csv.gz, in row order."""
     opener = gzip.open if path.name.lower().endswith(".gz") else open
     try:
         with opener(path, "rb") as fh:
             raw = fh.read()
     except (OSError, EOFError) as e:
         raise DataError(f"{path}: cannot read ({e})") from e
-    emotion, usage, images = parse_fer_csv_bytes(raw, str(path))
+    return parse_fer_csv_bytes(raw, str(path))
+
+
+def _load_csv(path: Path) -> FerData:
+    emotion, usage, images = read_fer_csv(path)
     splits = {}
     for usage_name, split in USAGE_TO_SPLIT.items():
         idx = np.flatnonzero(usage == usage_name)
@@ -106,7 +111,7 @@ def parse_fer_csv_bytes(raw: bytes, name: str = "<csv>") -> tuple[np.ndarray, np
     ie, ip, iu = cols.index("emotion"), cols.index("pixels"), cols.index("usage")
     starts = line_ends[:-1] + 1
     stops = line_ends[1:]
-    keep = stops - starts > (1 if True else 0)  # drop blank lines (a lone "\r" or nothing)
+    keep = stops - starts > 1  # drop blank lines (nothing, or a lone "\r")
     if not keep.all():
         blank_tail = np.flatnonzero(~keep)
         if blank_tail[0] != keep.size - blank_tail.size:  # blank lines only allowed at the end

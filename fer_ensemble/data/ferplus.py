@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from .fer2013 import load_fer2013
+from .fer2013 import load_fer2013, read_fer_csv
 from .types import FERPLUS_CLASSES, SPLITS, USAGE_TO_SPLIT, FerData, Split
 
 VOTE_COLUMNS = (*FERPLUS_CLASSES, "unknown", "NF")
@@ -75,12 +75,7 @@ def _rows_in_order(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
                         "with images/labels/usage arrays)")
     if path.is_dir():
         raise DataError(f"{path}: FER+ needs FER2013 in csv row order; image folders lose it")
-    from .fer2013 import parse_fer_csv_bytes
-    import gzip
-
-    opener = gzip.open if path.name.endswith(".gz") else open
-    with opener(path, "rb") as fh:
-        _, usage, images = parse_fer_csv_bytes(fh.read(), str(path))
+    _, usage, images = read_fer_csv(path)
     return images, usage
 
 

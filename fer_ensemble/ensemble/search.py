@@ -120,7 +120,7 @@ def subset_correct(contrib: np.ndarray, denom: np.ndarray | None, y: np.ndarray,
 
     def run(rows: range) -> None:
         # Buffers are allocated once per thread: fresh arrays per subset block cost page faults.
-        t = np.empty_like(low)                                           # (2^l, C, n)
+        t = np.empty_like(low) if lo_min is None else None               # (2^l, C, n); unpruned path only
         d = np.empty(low.shape[:2], dtype=low.dtype) if denom is not None else None
         ok = np.empty((low.shape[0], max((e - s for _, s, e in groups), default=0)), dtype=bool)
         cmp = np.empty_like(ok)
