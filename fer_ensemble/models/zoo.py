@@ -35,6 +35,7 @@ class ModelSpec:
     batch_size: int = 64
     epochs: int = 150
     patience: int = 10                 # early stopping on val_loss
+    lr_schedule: str = "plateau"       # plateau (ReduceLROnPlateau) | cosine (decay to 0 over `epochs`)
     plateau_patience: int = 10         # ReduceLROnPlateau on val_loss
     plateau_factor: float = 0.5
     min_lr: float = 1e-6
@@ -73,7 +74,7 @@ class Zoo:
 
 
 _SPEC_FIELDS = {f.name: f for f in fields(ModelSpec)}
-_CHOICES = {"optimizer": ("adam", "sgd"), "balancing": ("none", "oversample", "batches", "class_weights")}
+_CHOICES = {"optimizer": ("adam", "sgd"), "lr_schedule": ("plateau", "cosine"), "balancing": ("none", "oversample", "batches", "class_weights")}
 _POSITIVE = {"learning_rate", "batch_size", "epochs", "plateau_factor"}
 _NON_NEGATIVE = {"momentum", "patience", "plateau_patience", "min_lr", "oversample_fraction",
                  "label_smoothing", "seed", "steps_per_epoch"}

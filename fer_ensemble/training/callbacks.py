@@ -23,17 +23,25 @@ class SeedResumedState(keras.callbacks.Callback):
     """After a resume, restore the patience counters that EarlyStopping and ReduceLROnPlateau reset
     in on_train_begin, from the history of the epochs already done. Must come after them."""
 
-    def __init__(self, history: pd.DataFrame, early: keras.callbacks.EarlyStopping,
-                 plateau: keras.callbacks.ReduceLROnPlateau):
+    def __init__(self, history: pd.DataFrame, callbacks: list[keras.callbacks.Callback]):
         super().__init__()
-        self.history, self.early, self.plateau = history, early, plateau
+        self.history, self.callbacks = history, callbacks
 
     def on_train_begin(self, logs=None):
-        for cb in (self.early, self.plateau):
+        for cb in self.callbacks:
             mode = "min" if "loss" in cb.monitor else "max"
             best, wait = best_so_far(self.history, cb.monitor, mode)
             if best is not None:
                 cb.best, cb.wait = best, wait
+
+
+class LogLearningRate(keras.callbacks.Callback):
+    """Put the current learning rate into the epoch logs (ReduceLROnPlateau does this itself; a
+    schedule does not), so the history and the learning-rate curve of the report always have it."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and "learning_rate" not in logs:
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
 class EpochProgress(keras.callbacks.Callback):

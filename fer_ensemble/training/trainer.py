@@ -61,14 +61,22 @@ def _canonical(spec: ModelSpec) -> dict:
     return json.loads(json.dumps(spec.to_dict()))
 
 
+def _spec_as_stored(stored_spec: dict, spec: ModelSpec) -> dict:
+    """The spec in canonical form, without keys added to ModelSpec after `stored_spec` was written
+    that still hold their defaults, so artifacts of older versions stay reusable."""
+    defaults = _canonical(ModelSpec(name=spec.name, builder=spec.builder))
+    return {k: v for k, v in _canonical(spec).items() if k in stored_spec or v != defaults.get(k)}
+
+
 def _check_existing(stored: dict, spec: ModelSpec, fingerprint: str, where: Path) -> None:
     if stored.get("data_fingerprint") != fingerprint:
         raise TrainingError(f"{where}: was trained on different data (fingerprint "
                             f"{stored.get('data_fingerprint')} != {fingerprint}); use another run "
                             "directory, or --force to retrain")
-    if stored.get("spec") != _canonical(spec):
-        diff = sorted(k for k in set(stored.get("spec", {})) | set(_canonical(spec))
-                      if stored.get("spec", {}).get(k) != _canonical(spec).get(k))
+    current = _spec_as_stored(stored.get("spec", {}), spec)
+    if stored.get("spec") != current:
+        diff = sorted(k for k in set(stored.get("spec", {})) | set(current)
+                      if stored.get("spec", {}).get(k) != current.get(k))
         raise TrainingError(f"{where}: was trained with a different spec (differs in {', '.join(diff)}); "
                             "use another run directory, or --force to retrain")
 
@@ -85,7 +93,7 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
     import pandas as pd
     import tensorflow as tf
 
-    from .callbacks import EpochProgress, SeedResumedState
+    from .callbacks import EpochProgress, LogLearningRate, SeedResumedState
     from .device import device_name, precision_policy, strategy_scope
 
     out_dir = Path(out_dir)
@@ -125,21 +133,24 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
     keras.mixed_precision.set_global_policy(policy)
     t0 = time.perf_counter()
     try:
+        augment = AugmentConfig.from_dict(spec.augment)
+        train_ds, steps = train_dataset(
+            data.train.x, data.train.y, data.num_classes, spec.batch_size, soft=data.train.soft,
+            augment=augment, balancing=spec.balancing, oversample_fraction=spec.oversample_fraction,
+            seed=spec.seed, steps_per_epoch=spec.steps_per_epoch or None)
         with strategy_scope():
             try:
                 net = create_model(spec.builder, input_shape=(*data.image_shape, 1),
                                    num_classes=data.num_classes, **spec.args)
             except Exception as e:
                 raise TrainingError(f"model {spec.name!r}: builder {spec.builder!r} failed: {e}") from e
-            opt = (keras.optimizers.Adam(spec.learning_rate) if spec.optimizer == "adam"
-                   else keras.optimizers.SGD(spec.learning_rate, momentum=spec.momentum))
+            lr = spec.learning_rate
+            if spec.lr_schedule == "cosine":  # optimizer.iterations is in the backup, so resume continues the curve
+                lr = keras.optimizers.schedules.CosineDecay(spec.learning_rate, decay_steps=steps * spec.epochs)
+            opt = (keras.optimizers.Adam(lr) if spec.optimizer == "adam"
+                   else keras.optimizers.SGD(lr, momentum=spec.momentum))
             net.compile(optimizer=opt, loss=keras.losses.CategoricalCrossentropy(label_smoothing=spec.label_smoothing),
                         metrics=["accuracy"], jit_compile=jit_compile)
-        augment = AugmentConfig.from_dict(spec.augment)
-        train_ds, steps = train_dataset(
-            data.train.x, data.train.y, data.num_classes, spec.batch_size, soft=data.train.soft,
-            augment=augment, balancing=spec.balancing, oversample_fraction=spec.oversample_fraction,
-            seed=spec.seed, steps_per_epoch=spec.steps_per_epoch or None)
         val_ds = eval_dataset(data.val.x, data.val.y, data.num_classes, soft=data.val.soft)
         best_ckpt = work / "best.h5"
         best_acc = None if history.empty else float(history["val_accuracy"].max())  # resume: keep the best
@@ -147,13 +158,15 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
         plateau = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=spec.plateau_factor,
                                                     patience=spec.plateau_patience, min_lr=spec.min_lr)
         nan_guard = keras.callbacks.TerminateOnNaN()
+        if spec.lr_schedule == "cosine":
+            plateau = None  # the schedule owns the learning rate
         callbacks = [
             keras.callbacks.BackupAndRestore(str(backup_dir)),
-            early, plateau, nan_guard,
+            *(cb for cb in (early, plateau) if cb is not None), nan_guard, LogLearningRate(),
             keras.callbacks.ModelCheckpoint(str(best_ckpt), monitor="val_accuracy", mode="max",
                                             save_best_only=True, initial_value_threshold=best_acc),
             keras.callbacks.CSVLogger(str(history_file), append=True),
-            SeedResumedState(history, early, plateau),
+            SeedResumedState(history, [cb for cb in (early, plateau) if cb is not None]),
         ]
         if progress:
             callbacks.append(EpochProgress(spec.name, spec.epochs, initial_epoch))

@@ -142,3 +142,32 @@ def test_tensorboard_option_and_cli_overrides(tmp_path, tiny_zoo_file):
     assert side["spec"]["epochs"] == 1 and side["epochs_run"] == 1
     assert any((run / "tensorboard" / "b_sep").rglob("*tfevents*"))
     assert not (run / "a_vgg.json").exists()            # `train NAME` trains only that entry
+
+
+def test_cosine_schedule_decays_to_zero_and_is_logged(tmp_path, tiny_data):
+    spec = ModelSpec(name="cos", builder="lenet", args={"filters": (4, 4, 4), "dense_units": (8,)}, epochs=3,
+                     batch_size=64, learning_rate=0.002, lr_schedule="cosine", augment=False)
+    result = train_model(spec, tiny_data, tmp_path, progress=False)
+    lr = pd.read_csv(tmp_path / "cos.history.csv")["learning_rate"].to_numpy()
+    # cosine over 3 epochs, read at each epoch end: lr0 * (1 + cos(pi * k / 3)) / 2
+    expected = 0.002 * (1 + np.cos(np.pi * np.arange(1, 4) / 3)) / 2
+    np.testing.assert_allclose(lr, expected, atol=1e-9)
+    assert result.sidecar["final_learning_rate"] == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(Exception, match="lr_schedule"):
+        spec.replace(lr_schedule="step")
+
+
+def test_artifacts_from_before_a_new_spec_field_are_still_reused(tiny_run, tiny_data, tiny_zoo_file):
+    """A sidecar written before `lr_schedule` existed (key absent) matches a spec at its default."""
+    side_file = artifact_paths(tiny_run, "a_vgg")["json"]
+    original = side_file.read_text()
+    side = json.loads(original)
+    del side["spec"]["lr_schedule"]
+    try:
+        side_file.write_text(json.dumps(side))
+        spec = load_zoo(tiny_zoo_file).get("a_vgg")
+        assert train_model(spec, tiny_data, tiny_run, progress=False).skipped
+        with pytest.raises(TrainingError, match="differs in lr_schedule"):
+            train_model(spec.replace(lr_schedule="cosine"), tiny_data, tiny_run, progress=False)
+    finally:
+        side_file.write_text(original)
