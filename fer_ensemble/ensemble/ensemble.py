@@ -131,6 +131,11 @@ class Ensemble:
                        manifest.get("stacking"), manifest)
         return cls(members, method or "mean")
 
+    @property
+    def input_size(self) -> int:
+        """Side of the square images `predict` expects without resizing (the fused model's input)."""
+        return self.members[0].input_size
+
     def _class_order(self, member: Member) -> np.ndarray:
         """Indices into the member's outputs that give the ensemble's class order."""
         theirs = member.class_names
@@ -257,7 +262,7 @@ class Ensemble:
 
         from .layers import CombineMembers
 
-        size = self.members[0].input_size
+        size = self.input_size
         inp = layers.Input((size, size, 1), name="pixels")
         outs = []
         for i, (m, order) in enumerate(zip(self.members, self._orders)):
