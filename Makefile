@@ -9,7 +9,7 @@ RUN     ?= runs/$(basename $(notdir $(ZOO)))
 ARGS    ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install demo test bench train-all ensemble-search collect clean
+.PHONY: install demo test bench train-all ensemble-search report predict experiments collect clean
 
 $(BIN)/fer-ensemble: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,6 +33,12 @@ train-all: install
 
 ensemble-search: install
 	$(BIN)/fer-ensemble search $(RUN) $(ARGS)
+
+report: install  # RUN/report/report.md; the data is found from the run's sidecars (REPORT_DATA=... to override)
+	$(BIN)/fer-ensemble report $(RUN) $(if $(REPORT_DATA),--data $(REPORT_DATA)) $(ARGS)
+
+predict: install  # make predict IN="photo.jpg folder/" RUN=runs/quick [ARGS="--video clip.mp4"]
+	$(BIN)/fer-ensemble predict $(IN) --model $(RUN) --out $(RUN)/predictions $(ARGS)
 
 collect: install  # small artifacts of RUN (no weights) into results/<run name>/
 	$(BIN)/fer-ensemble collect $(RUN) results/$(notdir $(RUN))

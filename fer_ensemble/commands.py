@@ -171,6 +171,10 @@ def cmd_demo(args) -> int:
           f"({ens.method} over {len(ens.members)} members)")
     print("first test images:", ens.predict_labels(data.test.x[:5]), "true:",
           [data.class_names[i] for i in data.test.y[:5]])
+    from .evaluation import write_report
+
+    rep = write_report(args.run, data=data, gradcam_per_class=2)
+    print(f"report: {rep.path} ({len(rep.files)} files: tables, confusion matrices, ROC, curves, Grad-CAM)")
     print(f"demo finished in {time.perf_counter() - t:.0f}s")
     return 0
 
@@ -257,3 +261,28 @@ def _count_time(fn):
     out = fn()
     print(f"done in {time.perf_counter() - t:.1f}s")
     return out
+
+
+@_register
+def _report(sub, add_data_args):
+    p = sub.add_parser("report", help="tables, confusion matrices, curves, ROC, image grid and Grad-CAM of a run")
+    p.add_argument("run")
+    p.add_argument("--data", help="the data the run was trained on (default: the source its sidecars name)")
+    p.add_argument("--gradcam", default="", help="comma-separated members for Grad-CAM besides the best one")
+    p.add_argument("--per-class", type=int, default=3, help="Grad-CAM images per class")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args) -> int:
+    from .evaluation import write_report
+
+    t = time.perf_counter()
+    rep = write_report(args.run, data=args.data, gradcam=tuple(g for g in args.gradcam.split(",") if g),
+                       gradcam_per_class=args.per_class)
+    if rep.summary is not None:
+        cols = ["model", "val accuracy", "accuracy", "macro F1"]
+        print(rep.summary[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}"))
+    for note in rep.notes:
+        print(f"note: {note}")
+    print(f"wrote {rep.path} and {len(rep.files) - 1} other files in {time.perf_counter() - t:.1f}s")
+    return 0

@@ -109,3 +109,12 @@ class Stacker:
     def params(self) -> dict:
         return {"coef": self.model.coef_.tolist(), "intercept": self.model.intercept_.tolist(),
                 "classes": self.model.classes_.tolist()}
+
+    @classmethod
+    def from_params(cls, params: dict) -> "Stacker":
+        """A fitted stacker from `params()` (as stored in ensemble.json)."""
+        st = cls()
+        st.model.coef_ = np.array(params["coef"])
+        st.model.intercept_ = np.array(params["intercept"])
+        st.model.classes_ = np.array(params["classes"])
+        return st

@@ -60,7 +60,7 @@ def _sidecars(directory: Path) -> dict[str, dict]:
     return out
 
 
-def _model_path(directory: Path, name: str, sidecar: dict) -> Path:
+def model_path(directory: Path, name: str, sidecar: dict) -> Path:
     candidates = [directory / sidecar["model_file"]] if "model_file" in sidecar else []
     candidates += [directory / f"{name}{s}" for s in MODEL_SUFFIXES]
     for c in candidates:
@@ -118,7 +118,7 @@ class Ensemble:
                 raise EnsembleError(f"{directory}: no models found (expected NAME.h5 or NAME.keras with NAME.json)")
         members = []
         for n in names:
-            path = _model_path(directory, n, sidecars[n])
+            path = model_path(directory, n, sidecars[n])
             try:
                 model = keras.models.load_model(path, compile=False, safe_mode=True)
             except Exception as e:
@@ -182,11 +182,7 @@ class Ensemble:
         if self.method == "stacking":
             if not self.stacking:
                 raise EnsembleError("stacking ensemble has no fitted parameters; run the search first")
-            st = Stacker()
-            st.model.coef_ = np.array(self.stacking["coef"])
-            st.model.intercept_ = np.array(self.stacking["intercept"])
-            st.model.classes_ = np.array(self.stacking["classes"])
-            return st.predict_proba(member_proba)
+            return Stacker.from_params(self.stacking).predict_proba(member_proba)
         if self.method in ("accuracy", "recall") and self.weights is None:
             raise EnsembleError(f"method {self.method!r} needs weights from a validation split: "
                                 "run `fer-ensemble search` or call fit_weights(x_val, y_val)")

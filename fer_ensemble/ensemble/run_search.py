@@ -102,3 +102,17 @@ def leaderboard(result: SearchResult, caches: dict, top: int = 10) -> str:
               f"(val {result.winner['val_accuracy']:.4f}, test {result.winner['test_accuracy']:.4f}); "
               f"best single by val: {names[best_single]} (test {(tp[best_single].argmax(1) == ty).mean():.4f})"]
     return "\n".join(lines)
+
+
+def manifest_proba(manifest: dict, caches: dict, split: str = "test") -> np.ndarray:
+    """The ensemble.json winner's probabilities on a cached split, from the caches alone."""
+    names = caches["names"]
+    missing = [n for n in manifest["members"] if n not in names]
+    if missing:
+        raise EnsembleError(f"ensemble.json names members without a prediction cache: {', '.join(missing)}")
+    proba = caches[f"{split}_proba"][[names.index(n) for n in manifest["members"]]]
+    if manifest["method"] == "stacking":
+        return Stacker.from_params(manifest["stacking"]).predict_proba(proba)
+    w = manifest.get("weights")
+    weights = None if w is None else np.array([w[n] for n in manifest["members"]], dtype=np.float64)
+    return combine(proba, manifest["method"], weights)

@@ -7,10 +7,7 @@ import pytest
 from fer_ensemble.errors import ModelError
 from fer_ensemble.models import create_model, list_models, load_zoo, model_depth
 
-# Narrow versions of the heaviest builders keep CI fast; test_paper_zoo_matches_table1 still builds
-# every full-size paper model.
-SMALL = {"resnet_paper": {"filters": 16}, "resnet18": {"filters": 16}, "resnet34": {"filters": 16},
-         "inception": {"stem_filters": 16, "n_start": 32, "n_step": 16, "dense_units": (128,)}}
+from tests.helpers import SMALL_ARGS as SMALL
 
 
 @pytest.fixture(scope="module")

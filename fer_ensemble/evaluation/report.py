@@ -1,0 +1,217 @@
+"""`fer-ensemble report RUN_DIR`: tables and figures for every model of a run and its ensemble.
+
+Everything that needs only numbers (tables, confusion matrices, ROC curves, learning curves) comes
+from the run's caches (NAME.preds.npz, NAME.history.csv, NAME.json, ensemble.json), so a results
+folder without weights can be reported. The sections that need images (class distribution of the
+training split, the image grid, Grad-CAM) load the data the run was trained on (from its sidecar,
+or --data), checked by fingerprint; Grad-CAM also needs the members' weights.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .._io import write_text
+from ..data import FerData, load_data, oversample
+from ..ensemble import MANIFEST, load_caches, manifest_proba
+from ..errors import FerEnsembleError
+from . import plots
+from .tables import comparison_table, per_class_table, to_markdown
+
+ENSEMBLE = "ensemble"
+
+
+@dataclass
+class Report:
+    path: Path
+    files: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    summary: pd.DataFrame | None = None
+
+
+def resolve_data(sidecar: dict, source: str | None = None) -> tuple[FerData | None, str]:
+    """The data a run was trained on: `source` if given, else the sidecar's data_source (a path
+    that exists, or the synthetic set with its n and seed). (None, why) when not available or when
+    the fingerprint differs."""
+    classes = "fer6" if len(sidecar["class_names"]) == 6 else "fer7"
+    src = source or sidecar.get("data_source", "")
+    m = re.fullmatch(r"synthetic\(n=(\d+), seed=(\d+)\)", src)
+    try:
+        if m:
+            data = load_data(f"synthetic:{m.group(1)}", classes=classes, seed=int(m.group(2)))
+        elif src and (src.startswith("synthetic") or Path(src).exists()):
+            data = load_data(src, classes=classes)
+        else:
+            return None, f"the training data ({src or 'unknown'}) is not available here; pass --data"
+    except FerEnsembleError as e:
+        return None, f"cannot load the training data: {e}"
+    if data.fingerprint() != sidecar.get("data_fingerprint"):
+        return None, f"{src}: is not the data this run was trained on (fingerprint differs)"
+    return data, f"data: {data.source}"
+
+
+def _sidecars(run: Path, names: list[str]) -> dict[str, dict]:
+    out = {}
+    for n in names:
+        f = run / f"{n}.json"
+        if not f.exists():
+            raise FerEnsembleError(f"{f}: missing (every NAME.preds.npz needs its NAME.json sidecar)")
+        out[n] = json.loads(f.read_text())
+    return out
+
+
+def write_report(run_dir: str | os.PathLike, data: str | FerData | None = None, gradcam: tuple[str, ...] = (),
+                 gradcam_per_class: int = 3, grid_images: int = 24) -> Report:
+    """Write RUN_DIR/report/ (report.md, tables/*.csv, PNG figures); returns what was written."""
+    run = Path(run_dir)
+    out = run / "report"
+    caches = load_caches(run)
+    names, cls = caches["names"], caches["class_names"]
+    sidecars = _sidecars(run, names)
+    rep = Report(out / "report.md")
+    ty, vy = caches["test_y"], caches["val_y"]
+    test = {n: caches["test_proba"][i] for i, n in enumerate(names)}
+    val = {n: caches["val_proba"][i] for i, n in enumerate(names)}
+    manifest = json.loads((run / MANIFEST).read_text()) if (run / MANIFEST).exists() else None
+    if manifest:
+        ens_label = f"{ENSEMBLE} ({manifest['method']} of {len(manifest['members'])})"
+        test[ENSEMBLE], val[ENSEMBLE] = manifest_proba(manifest, caches, "test"), manifest_proba(manifest, caches, "val")
+    else:
+        ens_label = f"{ENSEMBLE} (mean of all {len(names)}; no ensemble.json: run the search)"
+        test[ENSEMBLE] = caches["test_proba"].mean(axis=0)
+        val[ENSEMBLE] = caches["val_proba"].mean(axis=0)
+    best = max(names, key=lambda n: (float((val[n].argmax(1) == vy).mean()), n))
+    md = [f"# Report: {run.name}", "",
+          f"{len(names)} model(s); classes: {', '.join(cls)}; validation {len(vy)} images (used for every "
+          f"choice), test {len(ty)} images (reported only).", "",
+          f"Ensemble: {ens_label}" + (f", members {', '.join(manifest['members'])}" if manifest else ""),
+          f"Best single model by validation accuracy: {best}.", ""]
+
+    # ---- summary and per-class tables
+    (out / "tables").mkdir(parents=True, exist_ok=True)
+    summary = comparison_table(test, ty, cls)
+    summary.insert(1, "val accuracy", [100 * float((val[n].argmax(1) == vy).mean()) for n in summary["model"]])
+    rep.summary = summary
+    rep.files.append(_write_csv(summary, out / "tables" / "summary_test.csv"))
+    md += ["## Test accuracy per class (%)", "", "Per-class accuracy is the recall of the class, as in the "
+           "reference study's Tables 2-5.", "", to_markdown(summary, 2), ""]
+    md += ["## Precision, recall, F1 per model (test)", ""]
+    for n in [ENSEMBLE, *names]:
+        t = per_class_table(ty, test[n], cls)
+        rep.files.append(_write_csv(t, out / "tables" / f"{n}.test.csv"))
+        md += [f"<details><summary>{ens_label if n == ENSEMBLE else n}</summary>", "", to_markdown(t), "",
+               "</details>", ""]
+
+    # ---- confusion matrices, ROC, learning curves
+    md += ["## Confusion matrices (test)", ""]
+    for n in [ENSEMBLE, *names]:
+        for norm in (False, True):
+            kind = "normalized" if norm else "counts"
+            p = plots.confusion_matrix_plot(ty, test[n], cls, out / "confusion" / f"{n}.{kind}.png",
+                                            f"{n}: confusion matrix ({kind}, test)", normalize=norm)
+            rep.files.append(p)
+        md.append(f"**{n}**: ![{n} counts](confusion/{n}.counts.png) ![{n} normalized](confusion/{n}.normalized.png)")
+        md.append("")
+    md += ["## ROC curves, one vs rest (test)", ""]
+    auc_rows = []
+    for n in dict.fromkeys([ENSEMBLE, best]):
+        p, aucs = plots.roc_curves(ty, test[n], cls, out / "roc" / f"{n}.png", f"{n}: ROC (test)")
+        rep.files.append(p)
+        auc_rows.append({"model": n, **aucs})
+        md.append(f"![{n} ROC](roc/{n}.png)")
+    auc = pd.DataFrame(auc_rows)
+    rep.files.append(_write_csv(auc, out / "tables" / "auc_test.csv"))
+    md += ["", to_markdown(auc), "", "## Learning curves", ""]
+    for n in names:
+        hist_file = run / f"{n}.history.csv"
+        if hist_file.exists():
+            rep.files.append(plots.learning_curves(pd.read_csv(hist_file), out / "curves" / f"{n}.png",
+                                                   f"{n} ({sidecars[n].get('builder', '?')})"))
+            md.append(f"![{n} learning curves](curves/{n}.png)")
+    md.append("")
+
+    # ---- sections that need the images
+    fer = data if isinstance(data, FerData) else None
+    why = ""
+    if fer is None:
+        fer, why = resolve_data(sidecars[names[0]], data)
+    md += ["## Class distribution", ""]
+    counts = pd.DataFrame({"validation": np.bincount(vy, minlength=len(cls)),
+                           "test": np.bincount(ty, minlength=len(cls))}, index=cls)
+    if fer is not None:
+        ytr = fer.train.y
+        fraction = next((s["spec"]["oversample_fraction"] for s in sidecars.values()
+                         if s["spec"].get("balancing") == "oversample"), 0.6)
+        counts.insert(0, f"training, oversampled ({fraction:g})",
+                      np.bincount(oversample(np.zeros(len(ytr)), ytr, fraction)[1], minlength=len(cls)))
+        counts.insert(0, "training, balanced batches", np.full(len(cls), round(len(ytr) / len(cls))))
+        counts.insert(0, "training", np.bincount(ytr, minlength=len(cls)))
+    else:
+        rep.notes.append(f"class distribution of the training split, image grid and Grad-CAM skipped: {why}")
+    rep.files.append(plots.class_distribution(counts, out / "class_distribution.png",
+                                              "images per class: splits, and training after balancing"))
+    rep.files.append(_write_csv(counts.rename_axis("class").reset_index(), out / "tables" / "class_distribution.csv"))
+    md += ["![class distribution](class_distribution.png)", "", to_markdown(counts.rename_axis("class").reset_index()), ""]
+    if fer is not None:
+        x_test = fer.test.x
+        if len(x_test) != len(ty) or not np.array_equal(fer.test.y, ty):
+            raise FerEnsembleError(f"{run}: the caches' test labels do not match {fer.source}")
+        rep.files.append(plots.image_grid(x_test, ty, test[ENSEMBLE], cls, out / "predictions_grid.png",
+                                          f"{ENSEMBLE}: test images, mistakes first", n=grid_images))
+        md += ["## Test images (mistakes first, in red)", "", "![grid](predictions_grid.png)", ""]
+        md += _gradcam_section(run, out, rep, sidecars, [best, *[g for g in gradcam if g != best]], x_test, ty,
+                               cls, gradcam_per_class)
+    if rep.notes:
+        md += ["## Notes", "", *[f"- {n}" for n in rep.notes], ""]
+    write_text(rep.path, "\n".join(md))
+    rep.files.append(rep.path)
+    return rep
+
+
+def _gradcam_section(run, out, rep, sidecars, members, x, y, cls, per_class) -> list[str]:
+    import keras
+
+    from ..ensemble.ensemble import model_path
+    from .gradcam import gradcam
+
+    md = ["## Grad-CAM", "", f"{per_class} test images per class; heat marks the regions that raised the score "
+          "of the predicted class (last convolutional layer).", ""]
+    rng = np.random.default_rng(0)
+    pick = np.concatenate([rng.choice(np.flatnonzero(y == c), min(per_class, int((y == c).sum())), replace=False)
+                           for c in range(len(cls)) if (y == c).any()])
+    for n in members:
+        if n not in sidecars:
+            raise FerEnsembleError(f"--gradcam {n}: no such model in {run}; models: {', '.join(sidecars)}")
+        try:
+            path = model_path(run, n, sidecars[n])
+        except FerEnsembleError as e:
+            rep.notes.append(f"Grad-CAM for {n} skipped: {e}")
+            continue
+        model = keras.models.load_model(path, compile=False, safe_mode=True)
+        sc = sidecars[n].get("scaling", {"scale": 1 / 255, "offset": 0.0})
+        size = int(sidecars[n].get("input_shape", [48])[0])
+        xs = x[pick].astype(np.float32)[..., None]
+        if size != xs.shape[1]:
+            xs = np.asarray(keras.ops.image.resize(xs, (size, size)))
+        xs = xs * sc["scale"] + sc["offset"]
+        heat = gradcam(model, xs)
+        pred = model.predict(xs, verbose=0).argmax(1)
+        names = sidecars[n]["class_names"]
+        titles = [f"true {cls[y[i]]}\npred {names[p]}" for i, p in zip(pick, pred)]
+        if heat.shape[1] != x.shape[1]:
+            heat = np.asarray(keras.ops.image.resize(heat[..., None], x.shape[1:3]))[..., 0]
+        rep.files.append(plots.gradcam_grid(x[pick], heat, titles, out / "gradcam" / f"{n}.png",
+                                            f"Grad-CAM: {n}", cols=per_class * 2 if per_class <= 3 else per_class))
+        md += [f"![Grad-CAM {n}](gradcam/{n}.png)", ""]
+    return md
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> Path:
+    write_text(path, df.to_csv(index=False))
+    return path

@@ -1,0 +1,94 @@
+"""`fer-ensemble report`: tables from the caches, figures, links, data resolution, caches-only runs."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fer_ensemble.ensemble import search_run
+from fer_ensemble.evaluation import per_class_table, to_markdown, write_report
+
+ROOT = Path(__file__).resolve().parents[2]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def searched_run(tiny_run, tmp_path_factory):
+    run = tmp_path_factory.mktemp("report") / "run"
+    shutil.copytree(tiny_run, run)
+    search_run(run, methods=("mean", "recall"))
+    return run
+
+
+def test_report_tables_figures_and_links(searched_run):
+    rep = write_report(searched_run, gradcam_per_class=1)
+    text = rep.path.read_text()
+    links = re.findall(r"\]\(([^)]+)\)", text)
+    assert len(links) >= 12
+    for link in links:
+        target = searched_run / "report" / link
+        assert target.exists(), link
+        assert target.read_bytes()[:8] == PNG
+        assert target.stat().st_size > 5000  # a real figure, not an empty canvas
+    for part in ("confusion/ensemble.counts.png", "confusion/a_vgg.normalized.png", "roc/ensemble.png",
+                 "curves/b_sep.png", "class_distribution.png", "predictions_grid.png", "gradcam/"):
+        assert part in text
+    manifest = json.loads((searched_run / "ensemble.json").read_text())
+    summary = pd.read_csv(searched_run / "report" / "tables" / "summary_test.csv").set_index("model")
+    assert summary.loc["ensemble", "accuracy"] == pytest.approx(100 * manifest["test_accuracy"], abs=1e-9)
+    for name in ("a_vgg", "b_sep"):
+        z = np.load(searched_run / f"{name}.preds.npz")
+        assert summary.loc[name, "accuracy"] == pytest.approx(100 * (z["test_proba"].argmax(1) == z["test_y"]).mean())
+        side = json.loads((searched_run / f"{name}.json").read_text())
+        table = pd.read_csv(searched_run / "report" / "tables" / f"{name}.test.csv").set_index("class")
+        for c, v in side["metrics"]["test"]["precision"].items():
+            assert table.loc[c, "precision"] == pytest.approx(v)
+    dist = pd.read_csv(searched_run / "report" / "tables" / "class_distribution.csv").set_index("class")
+    assert dist["training, balanced batches"].nunique() == 1
+    assert dist["training, oversampled (0.6)"].sum() > dist["training"].sum()
+    assert not rep.notes
+
+
+def test_caches_only_results_folder_is_reported_without_images(searched_run, tmp_path):
+    """A committed results folder: no weights, training data not available -> the numeric
+    sections are written and the image sections are skipped with a note."""
+    for f in searched_run.iterdir():
+        if f.suffix in (".json", ".npz", ".csv") and not f.name.startswith("."):
+            shutil.copy(f, tmp_path / f.name)
+    for side_file in tmp_path.glob("*_*.json"):
+        side = json.loads(side_file.read_text())
+        side["data_source"] = "/nowhere/fer2013.csv"
+        side_file.write_text(json.dumps(side))
+    rep = write_report(tmp_path)
+    assert any("skipped" in n and "/nowhere/fer2013.csv" in n for n in rep.notes)
+    text = rep.path.read_text()
+    assert "predictions_grid.png" not in text and "confusion/ensemble.counts.png" in text
+    assert (tmp_path / "report" / "roc" / "ensemble.png").exists()
+
+
+def test_cli_report(searched_run):
+    r = subprocess.run([sys.executable, "-m", "fer_ensemble", "report", str(searched_run), "--per-class", "1",
+                        "--gradcam", "b_sep"], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert "ensemble" in r.stdout and "report.md" in r.stdout
+    assert (searched_run / "report" / "gradcam" / "b_sep.png").exists()
+    r = subprocess.run([sys.executable, "-m", "fer_ensemble", "report", str(searched_run), "--gradcam", "zz"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "--gradcam zz: no such model" in r.stderr
+
+
+def test_per_class_table_and_markdown():
+    y = np.array([0, 0, 1, 1, 2])
+    proba = np.eye(3)[[0, 1, 1, 1, 0]]
+    t = per_class_table(y, proba, ["a", "b", "c"]).set_index("class")
+    assert t.loc["a", "accuracy"] == 0.5 and t.loc["b", "precision"] == pytest.approx(2 / 3)
+    assert t.loc["c", "f1"] == 0 and t.loc["accuracy", "accuracy"] == pytest.approx(0.6)
+    md = to_markdown(t.reset_index())
+    assert md.splitlines()[1].startswith("| ---") and "| a | 0.5000 |" in md
