@@ -40,6 +40,9 @@ report: install  # RUN/report/report.md; the data is found from the run's sideca
 predict: install  # make predict IN="photo.jpg folder/" RUN=runs/quick [ARGS="--video clip.mp4"]
 	$(BIN)/fer-ensemble predict $(IN) --model $(RUN) --out $(RUN)/predictions $(ARGS)
 
+experiments: install  # the studies' experiments on the synthetic faces, or DATA=... (FERPLUS=... for ferplus.toml)
+	$(BIN)/fer-ensemble experiment experiments/*.toml $(if $(filter-out synthetic,$(DATA)),--data $(DATA)) $(if $(FERPLUS),--ferplus $(FERPLUS)) $(ARGS)
+
 collect: install  # small artifacts of RUN (no weights) into results/<run name>/
 	$(BIN)/fer-ensemble collect $(RUN) results/$(notdir $(RUN))
 

@@ -286,3 +286,32 @@ def cmd_report(args) -> int:
         print(f"note: {note}")
     print(f"wrote {rep.path} and {len(rep.files) - 1} other files in {time.perf_counter() - t:.1f}s")
     return 0
+
+
+@_register
+def _experiment(sub, add_data_args):
+    p = sub.add_parser("experiment", help="run one of the studies' experiments (experiments/*.toml)")
+    p.add_argument("file", nargs="+", help="experiment file(s)")
+    p.add_argument("--data", help="data source (default: the file's, the synthetic faces)")
+    p.add_argument("--ferplus", help="fer2013new.csv, for the labels experiment on FER2013")
+    p.add_argument("--run", help="run directory (default runs/experiments/NAME)")
+    p.add_argument("--epochs", type=int, help="override every model's epochs")
+    p.set_defaults(func=cmd_experiment)
+
+
+def cmd_experiment(args) -> int:
+    from .errors import FerEnsembleError
+    from .evaluation.experiments import load_experiment, run_experiment
+
+    if args.run and len(args.file) > 1:
+        raise FerEnsembleError("--run names one run directory; give one experiment file with it")
+    for f in args.file:
+        exp = load_experiment(f)
+        t = time.perf_counter()
+        print(f"experiment {exp.name} ({exp.kind}): {exp.description}", flush=True)
+        table = run_experiment(exp, data=args.data, run_dir=args.run, ferplus=args.ferplus, epochs=args.epochs)
+        shown = [c for c in table.columns if c not in ("builder", "params", "augment", "members")]
+        print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        print(f"wrote {Path(args.run or Path('runs/experiments') / exp.name) / 'results.md'} "
+              f"in {time.perf_counter() - t:.0f}s\n", flush=True)
+    return 0

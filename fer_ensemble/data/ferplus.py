@@ -80,3 +80,25 @@ def _rows_in_order(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
 
 
 __all__ = ["load_ferplus", "VOTE_COLUMNS", "load_fer2013", "SPLITS"]
+
+
+def simulate_ferplus(data: FerData, annotators: int = 10, agree: float = 0.6, seed: int = 0) -> FerData:
+    """FER+-style majority labels for a data set without FER+ votes (the synthetic faces): each of
+    `annotators` simulated taggers gives the data's label with probability `agree`, else a random
+    other class; images are kept when one class has the most votes (ties dropped), as FER+ does.
+    Only the FER+ procedure is simulated here; its real effect needs FER2013 with fer2013new.csv."""
+    rng = np.random.default_rng(seed)
+    k = data.num_classes
+    splits, dropped = {}, 0
+    for name in ("train", "val", "test"):
+        s = data.split(name)
+        wrong = (s.y[:, None] + rng.integers(1, k, (len(s), annotators))) % k
+        votes_for = np.where(rng.random((len(s), annotators)) < agree, s.y[:, None], wrong)
+        votes = np.stack([(votes_for == c).sum(axis=1) for c in range(k)], axis=1)
+        top = votes.max(axis=1)
+        keep = (votes == top[:, None]).sum(axis=1) == 1
+        dropped += int((~keep).sum())
+        splits[name] = Split(s.x[keep], votes.argmax(axis=1)[keep].astype(np.int64))
+    return FerData(**splits, class_names=data.class_names,
+                   source=f"{data.source} + simulated FER+ majority ({annotators} taggers, agree={agree})",
+                   info={"ferplus_mode": "simulated majority", "dropped": dropped})

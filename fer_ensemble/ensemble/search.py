@@ -19,6 +19,7 @@ from .combine import SEARCHABLE, Stacker, combine, fit_weights, member_accuracy,
 
 EXHAUSTIVE_LIMIT = 2 ** 20   # subsets per method; larger zoos use greedy selection
 LOW_BITS = {"pruned": 6, "recall": 8}  # measured best split sizes (bench_search.py)
+NUMBA_LOW_BITS = 7                      # low subsets settled by one bound check in the compiled kernel
 _EPS = 1e-7
 _TOL = 1e-9   # bound margin: near-ties always take the full evaluation
 DTYPE = np.float64  # float32 sums in different orders flipped rare near-ties between splits
@@ -68,12 +69,29 @@ def _all_sums(a: np.ndarray) -> np.ndarray:
     return out
 
 
+def _numba_available() -> bool:
+    try:
+        from . import _kernel  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def subset_correct(contrib: np.ndarray, denom: np.ndarray | None, y: np.ndarray, method: str = "mean",
-                   proba: np.ndarray | None = None, threads: int | None = None) -> np.ndarray:
+                   proba: np.ndarray | None = None, threads: int | None = None,
+                   engine: str = "auto") -> np.ndarray:
     """Correct-prediction counts for every subset mask 0..2^M-1 (mask 0 is meaningless).
 
-    Ties follow np.argmax: the lowest class index wins.
+    Ties follow np.argmax: the lowest class index wins. `engine`: "numba" (compiled kernel),
+    "numpy", or "auto" (numba when installed and the zoo has more than 8 members; below that the
+    compile-free numpy engine is faster).
     """
+    if engine == "auto":
+        engine = "numba" if contrib.shape[0] > 8 and _numba_available() else "numpy"
+    if engine == "numba":
+        return _subset_correct_numba(contrib, denom, y, method, proba)
+    if engine != "numpy":
+        raise ValueError(f"engine must be 'auto', 'numba' or 'numpy', got {engine!r}")
     m, n, c = contrib.shape
     decided = _decided(proba, method, denom) if proba is not None else np.zeros(n, bool)
     const = int((proba[0].argmax(axis=1)[decided] == y[decided]).sum()) if decided.any() else 0
@@ -153,6 +171,33 @@ def subset_correct(contrib: np.ndarray, denom: np.ndarray | None, y: np.ndarray,
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(run, parts))
     return out.reshape(-1)
+
+
+def _subset_correct_numba(contrib, denom, y, method, proba) -> np.ndarray:
+    from ._kernel import count_correct
+
+    m, n, c = contrib.shape
+    decided = _decided(proba, method, denom) if proba is not None else np.zeros(n, bool)
+    const = int((proba[0].argmax(axis=1)[decided] == y[decided]).sum()) if decided.any() else 0
+    keep = np.flatnonzero(~decided)
+    a = np.ascontiguousarray(contrib[:, keep, :], dtype=DTYPE)          # (M, n, C)
+    ys = y[keep].astype(np.int64)
+    lo = min(m, NUMBA_LOW_BITS)
+    low = np.ascontiguousarray(_all_sums(a[:lo]).transpose(1, 0, 2))  # (n, 2^lo, C)
+    a_high = np.ascontiguousarray(a[lo:])
+    if denom is None:
+        g = np.take_along_axis(a[:lo], ys[None, :, None], axis=2) - a[:lo]   # low members' margins
+        lo_min, lo_max = np.minimum(g, 0).sum(axis=0), np.maximum(g, 0).sum(axis=0)
+        low_d = high_d = pmin = pmax = np.zeros((1, c))
+    else:
+        lo_min = lo_max = np.zeros((1, c))
+        low_d, high_d = _all_sums(denom[:lo].astype(DTYPE)), _all_sums(denom[lo:].astype(DTYPE))
+        p = proba[:lo][:, keep, :].astype(DTYPE)
+        weighted = denom[:lo, None, :] > 0                                # members that count for a class
+        pmin = np.where(weighted, p, 1e30).min(axis=0)
+        pmax = np.where(weighted, p, -1e30).max(axis=0)
+    out = count_correct(low, a_high, ys, lo_min, lo_max, low_d, high_d, pmin, pmax, denom is not None)
+    return out.reshape(-1) + const
 
 
 def _popcount(masks: np.ndarray) -> np.ndarray:

@@ -2,7 +2,7 @@
 from . import baselines, inception, resnet, transfer, vgg  # noqa: F401  (register the builders)
 from .registry import builder_arguments, create_model, get_builder, list_models, register_model
 from .summary import model_depth
-from .zoo import ModelSpec, Zoo, load_zoo
+from .zoo import ModelSpec, Zoo, load_zoo, zoo_from_dict
 
 __all__ = ["create_model", "list_models", "register_model", "get_builder", "builder_arguments",
-           "load_zoo", "Zoo", "ModelSpec", "model_depth"]
+           "load_zoo", "zoo_from_dict", "Zoo", "ModelSpec", "model_depth"]

@@ -127,6 +127,11 @@ def load_zoo(path: str | os.PathLike) -> Zoo:
         raise ModelError(f"{path}: zoo file not found") from None
     except tomllib.TOMLDecodeError as e:
         raise ModelError(f"{path}: invalid TOML ({e})") from None
+    return zoo_from_dict(raw, str(path))
+
+
+def zoo_from_dict(raw: dict, path: str = "zoo") -> Zoo:
+    """Validate a parsed zoo document ([zoo], [defaults], [[model]]); errors name `path`."""
     unknown = sorted(set(raw) - {"zoo", "defaults", "model"})
     if unknown:
         raise ModelError(f"{path}: unknown top-level table(s) {', '.join(unknown)}; expected zoo, defaults, model")
@@ -149,4 +154,4 @@ def load_zoo(path: str | os.PathLike) -> Zoo:
             raise ModelError(f"{path}: model {spec.name!r} appears twice")
         seen.add(spec.name)
         models.append(spec)
-    return Zoo(name=meta.get("name", path.stem), classes=classes, models=tuple(models), path=str(path))
+    return Zoo(name=meta.get("name", Path(path).stem), classes=classes, models=tuple(models), path=str(path))

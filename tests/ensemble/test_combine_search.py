@@ -103,3 +103,28 @@ def test_stacking_is_cross_validated():
     res = search_subsets([f"m{i}" for i in range(4)], vp, vy, tp, ty, methods=("mean", "stacking"))
     st = res.best["stacking"]
     assert 0.2 < st["val_accuracy"] < 1.0 and st["size"] >= 1
+
+
+@pytest.mark.parametrize("method", SEARCHABLE)
+def test_compiled_engine_equals_numpy_engine_and_brute_force(method, monkeypatch):
+    """The numba kernel (bound-pruned, high sums formed on the fly) on 10 members, with a split
+    that leaves members on both sides, a member that never predicts one class (zero recall) and
+    two identical members (exact ties)."""
+    pytest.importorskip("numba")
+    import fer_ensemble.ensemble.search as search
+    from fer_ensemble.ensemble.search import contributions, subset_correct
+
+    monkeypatch.setattr(search, "NUMBA_LOW_BITS", 4)
+    vp, vy = _problem(10, 300, seed=3)
+    vp[2, :, 1] = 0.0                      # member 2 never scores class 1: its recall of 1 is 0
+    vp[2] /= vp[2].sum(axis=1, keepdims=True)
+    vp[5] = vp[4]                          # identical members: exact ties between subsets
+    a, d = contributions(method, vp, vp, vy)
+    fast = subset_correct(a, d, vy, method, vp, engine="numba")
+    ref = subset_correct(a, d, vy, method, vp, engine="numpy")
+    np.testing.assert_array_equal(fast[1:], ref[1:])
+    for mask in range(1, 2 ** 10):
+        idx = [i for i in range(10) if mask >> i & 1]
+        assert fast[mask] == round(brute_force_accuracy(method, idx, vp, vy, vp, vy) * len(vy)), (mask, idx)
+    with pytest.raises(ValueError, match="engine must be"):
+        subset_correct(a, d, vy, method, vp, engine="gpu")
