@@ -89,7 +89,7 @@ def simulate_ferplus(data: FerData, annotators: int = 10, agree: float = 0.6, se
     Only the FER+ procedure is simulated here; its real effect needs FER2013 with fer2013new.csv."""
     rng = np.random.default_rng(seed)
     k = data.num_classes
-    splits, dropped = {}, 0
+    splits, dropped, rows = {}, 0, {}
     for name in ("train", "val", "test"):
         s = data.split(name)
         wrong = (s.y[:, None] + rng.integers(1, k, (len(s), annotators))) % k
@@ -98,7 +98,8 @@ def simulate_ferplus(data: FerData, annotators: int = 10, agree: float = 0.6, se
         top = votes.max(axis=1)
         keep = (votes == top[:, None]).sum(axis=1) == 1
         dropped += int((~keep).sum())
+        rows[name] = np.flatnonzero(keep).tolist()
         splits[name] = Split(s.x[keep], votes.argmax(axis=1)[keep].astype(np.int64))
     return FerData(**splits, class_names=data.class_names,
                    source=f"{data.source} + simulated FER+ majority ({annotators} taggers, agree={agree})",
-                   info={"ferplus_mode": "simulated majority", "dropped": dropped})
+                   info={"ferplus_mode": "simulated majority", "dropped": dropped, "row_index": rows})

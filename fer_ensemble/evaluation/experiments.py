@@ -114,6 +114,8 @@ def run_experiment(exp: Experiment, data: str | None = None, run_dir: str | os.P
     source = data or exp.data
     run = Path(run_dir or Path("runs") / "experiments" / exp.name)
     overrides = {"epochs": epochs} if epochs else None
+    if exp.kind == "labels" and not ferplus and not source.startswith("synthetic"):
+        raise FerEnsembleError(f"{exp.path}: the labels experiment on {source} needs --ferplus fer2013new.csv")
     fer = load_data(source, classes=exp.zoo.classes)
     if exp.kind == "compare":
         result = train_all(exp.zoo, fer, run, overrides=overrides, progress=progress)
@@ -126,10 +128,8 @@ def run_experiment(exp: Experiment, data: str | None = None, run_dir: str | os.P
     else:
         if ferplus:
             relabelled = load_ferplus(source, ferplus, mode="majority")
-        elif source.startswith("synthetic"):
-            relabelled = simulate_ferplus(fer)
         else:
-            raise FerEnsembleError(f"{exp.path}: the labels experiment on {source} needs --ferplus fer2013new.csv")
+            relabelled = simulate_ferplus(fer)
         rows = []
         for label, d in (("original", fer), ("FER+ majority", relabelled)):
             result = train_all(exp.zoo, d, run / label.split()[0].lower().replace("+", "plus"), overrides=overrides,
