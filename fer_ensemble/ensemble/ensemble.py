@@ -41,6 +41,11 @@ class Member:
     def scaling(self) -> dict:
         return self.sidecar.get("scaling", {"scale": 1 / 255, "offset": 0.0})
 
+    @property
+    def tta(self) -> str | None:
+        """"flip": the member's prediction is the mean over the image and its mirror image."""
+        return self.sidecar.get("tta")
+
 
 def _read_json(path: Path) -> dict:
     try:
@@ -175,6 +180,8 @@ class Ensemble:
                 xb = np.asarray(keras.ops.image.resize(xb, (m.input_size, m.input_size)))
             xb = xb * m.scaling["scale"] + m.scaling["offset"]
             p = m.model.predict(xb, batch_size=256, verbose=0)
+            if m.tta == "flip":
+                p = (p + m.model.predict(xb[:, :, ::-1], batch_size=256, verbose=0)) / 2
             out.append(p[:, order])
         return np.stack(out)
 
@@ -256,7 +263,7 @@ class Ensemble:
         import keras
         from keras import layers
 
-        from .layers import CombineMembers
+        from .layers import CombineMembers, HorizontalFlip
 
         size = self.input_size
         inp = layers.Input((size, size, 1), name="pixels")
@@ -269,6 +276,8 @@ class Ensemble:
             sub = m.model
             sub.name = f"member_{i}_{m.name}"
             p = sub(x)
+            if m.tta == "flip":
+                p = layers.Average(name=f"m{i}_tta")([p, sub(HorizontalFlip(name=f"m{i}_flip")(x))])
             if not np.array_equal(order, np.arange(len(order))) or len(m.class_names) != len(self.class_names):
                 perm = np.zeros((len(m.class_names), len(self.class_names)), np.float32)
                 perm[order, np.arange(len(order))] = 1.0

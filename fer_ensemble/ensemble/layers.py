@@ -35,3 +35,11 @@ class CombineMembers(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "method": self.method, "weights": self.weights_list}
+
+
+@keras.saving.register_keras_serializable(package="fer_ensemble")
+class HorizontalFlip(keras.layers.Layer):
+    """Mirror (N, H, W, C) images left-right: the flip of flip test-time augmentation."""
+
+    def call(self, inputs):
+        return ops.flip(inputs, axis=2)

@@ -126,14 +126,16 @@ def roc_curves(y: np.ndarray, proba: np.ndarray, class_names, path, title: str) 
 
 def image_grid(images: np.ndarray, y: np.ndarray, proba: np.ndarray, class_names, path, title: str,
                n: int = 24, cols: int = 8) -> Path:
-    """Test images with true and predicted labels; mistakes first (most confident first), then
-    correct ones; mistakes are titled in red."""
+    """Test images with true and predicted labels: mistakes first (most confident first, at most
+    two thirds of the grid), then correct ones; mistakes are titled in red."""
     plt = _plt()
     pred = proba.argmax(axis=1)
     conf = proba.max(axis=1)
     wrong = np.flatnonzero(pred != y)
     right = np.flatnonzero(pred == y)
-    order = np.concatenate([wrong[np.argsort(-conf[wrong])], right[np.argsort(-conf[right])]])[:n]
+    # two thirds mistakes (most confident first), the rest correct ones, so both kinds are seen
+    n_wrong = min(len(wrong), max(n - len(right), (2 * n) // 3))
+    order = np.concatenate([wrong[np.argsort(-conf[wrong])][:n_wrong], right[np.argsort(-conf[right])]])[:n]
     rows = max(1, int(np.ceil(len(order) / cols)))
     fig, axes = plt.subplots(rows, cols, figsize=(1.8 * cols, 2.1 * rows), squeeze=False)
     for ax in axes.ravel():

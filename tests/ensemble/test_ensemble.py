@@ -148,3 +148,38 @@ def test_collect_then_search_on_caches_alone(tiny_run, tmp_path, capsys):
     assert not list(dest.glob("*.h5")) and len(list(dest.glob("*.preds.npz"))) == 2
     assert main(["search", str(dest)]) == 0                   # no model files needed
     assert json.loads((dest / "ensemble.json").read_text())["members"]
+
+
+def test_flip_tta_updates_caches_and_ensemble_follows(run_copy, tiny_data, tmp_path):
+    import keras
+
+    from fer_ensemble.ensemble.tta import flip_tta
+
+    before = load_caches(run_copy)
+    changes = flip_tta(run_copy, tiny_data, ["a_vgg"])
+    assert set(changes) == {"a_vgg"} and set(changes["a_vgg"]) == {"val", "test"}
+    side = json.loads((run_copy / "a_vgg.json").read_text())
+    assert side["tta"] == "flip" and "metrics_without_tta" in side
+    after = load_caches(run_copy)
+    i = after["names"].index("a_vgg")
+    assert not np.allclose(after["test_proba"][i], before["test_proba"][i])
+    np.testing.assert_array_equal(after["test_proba"][1 - i], before["test_proba"][1 - i])
+    assert side["metrics"]["test"]["accuracy"] == pytest.approx(changes["a_vgg"]["test"][1])
+    # The member's own model, by hand: mean over the image and its mirror image.
+    model = keras.models.load_model(run_copy / "a_vgg.h5", compile=False, safe_mode=True)
+    x = tiny_data.test.x[:30].astype("float32")[..., None] / 255
+    by_hand = (model.predict(x, verbose=0) + model.predict(x[:, :, ::-1], verbose=0)) / 2
+    np.testing.assert_allclose(after["test_proba"][i][:30], by_hand, atol=1e-6)
+    ens = Ensemble.load(run_copy)
+    looped, fused = ens.predict_proba(tiny_data.test.x[:30], fused=False), ens.predict_proba(tiny_data.test.x[:30])
+    np.testing.assert_allclose(looped, after["test_proba"].mean(axis=0)[:30], atol=1e-5)
+    np.testing.assert_allclose(fused, looped, atol=1e-5)
+    path = tmp_path / "fused.h5"
+    ens.to_keras().save(path)
+    again = keras.models.load_model(path, compile=False, safe_mode=True)
+    np.testing.assert_allclose(again.predict(Ensemble.as_batch(tiny_data.test.x[:30]), verbose=0), fused, atol=1e-6)
+    assert flip_tta(run_copy, tiny_data, ["a_vgg"]) == {}          # already applied: nothing to do
+    from fer_ensemble.data import make_synthetic
+
+    with pytest.raises(EnsembleError, match="b_sep.json: was trained on other data"):
+        flip_tta(run_copy, make_synthetic(300, seed=9), ["b_sep"])
