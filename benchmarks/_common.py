@@ -22,6 +22,16 @@ def timeit(fn, repeat: int = 3) -> dict:
     return {"median_s": round(statistics.median(times), 4), "runs_s": [round(t, 4) for t in times]}
 
 
+def median_time(fn, n: int) -> float:
+    """Median wall time of `n` calls of fn, in seconds."""
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
 def emit(name: str, results: dict) -> None:
     print(json.dumps({"benchmark": name, "machine": f"{platform.machine()} x{os.cpu_count()}",
                       **results}, indent=2))

@@ -9,7 +9,6 @@ same number of faces whichever faces are used.
 """
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from _common import SHARED, emit
+from _common import SHARED, emit, median_time
 from fer_ensemble.app import FaceEmotionDetector, crop_faces, haar_detector, predict_video
 from fer_ensemble.data import make_synthetic
 from fer_ensemble.ensemble import Ensemble
@@ -26,14 +25,6 @@ from fer_ensemble.training import train_all
 
 RUN = Path("runs/bench_quick")
 
-
-def median_time(fn, n):
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
 
 
 def make_frames(faces: np.ndarray, n: int, rng) -> tuple[list[np.ndarray], np.ndarray]:

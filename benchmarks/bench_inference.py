@@ -3,13 +3,10 @@ and for single images (latency). Uses the five quick-zoo members trained on synt
 epochs (speed does not depend on accuracy; trained into runs/bench_quick when absent)."""
 from __future__ import annotations
 
-import statistics
-import time
 from pathlib import Path
 
-import numpy as np
 
-from _common import emit
+from _common import emit, median_time
 from fer_ensemble.data import make_synthetic
 from fer_ensemble.ensemble import Ensemble
 from fer_ensemble.models import load_zoo
@@ -17,14 +14,6 @@ from fer_ensemble.training import train_all
 
 RUN = Path("runs/bench_quick")
 
-
-def lat(fn, n):
-    ts = []
-    for _ in range(n):
-        t = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t)
-    return statistics.median(ts)
 
 
 def main():
@@ -36,14 +25,14 @@ def main():
     one = batch[:1]
     fused.predict(batch, verbose=0)
     ens.predict_proba(batch, fused=False)
-    f_batch = lat(lambda: fused.predict(batch, verbose=0), 5)
-    l_batch = lat(lambda: ens.predict_proba(batch, fused=False), 5)
+    f_batch = median_time(lambda: fused.predict(batch, verbose=0), 5)
+    l_batch = median_time(lambda: ens.predict_proba(batch, fused=False), 5)
     ens.predict_proba(one)
-    f_one = lat(lambda: ens.predict_proba(one), 50)
-    f_batch_traced = lat(lambda: ens.predict_proba(batch), 5)
-    f_one_eager = lat(lambda: fused(one, training=False), 10)
-    l_one = lat(lambda: [m.model(one / 255.0, training=False) for m in ens.members], 30)
-    l_one_predict = lat(lambda: ens.predict_proba(one, fused=False), 10)
+    f_one = median_time(lambda: ens.predict_proba(one), 50)
+    f_batch_traced = median_time(lambda: ens.predict_proba(batch), 5)
+    f_one_eager = median_time(lambda: fused(one, training=False), 10)
+    l_one = median_time(lambda: [m.model(one / 255.0, training=False) for m in ens.members], 30)
+    l_one_predict = median_time(lambda: ens.predict_proba(one, fused=False), 10)
     emit("inference", {"members": len(ens.members), "method": ens.method,
                        "batch256": {"fused_predict_s": round(f_batch, 4), "fused_traced_s": round(f_batch_traced, 4),
                                     "member_loop_s": round(l_batch, 4),

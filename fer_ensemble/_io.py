@@ -52,3 +52,20 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def read_toml(path: str | os.PathLike, what: str, error: type[Exception]) -> dict:
+    """Parse a TOML file; a missing file or bad syntax raises `error` naming the file."""
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    path = Path(path)
+    try:
+        return tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise error(f"{path}: {what} not found") from None
+    except tomllib.TOMLDecodeError as e:
+        raise error(f"{path}: invalid TOML ({e})") from None

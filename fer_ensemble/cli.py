@@ -4,7 +4,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from . import _tf  # noqa: F401
 from .errors import FerEnsembleError

@@ -1,7 +1,6 @@
 """Sub-commands of the later stages (zoo, training, ensemble), registered on the CLI."""
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -150,8 +149,6 @@ def _demo(sub, add_data_args):
 
 
 def cmd_demo(args) -> int:
-    import numpy as np
-
     from .data import make_synthetic
     from .ensemble import Ensemble, search_run
     from .models import load_zoo
@@ -328,13 +325,13 @@ def _tta(sub, add_data_args):
 
 
 def cmd_tta(args) -> int:
-    import json as _json
+    import json
 
     from .data import load_data
     from .ensemble.tta import flip_tta
 
     sidecar = next((p for p in sorted(Path(args.run).glob("*.json")) if p.name != "ensemble.json"), None)
-    n_cls = len(_json.loads(sidecar.read_text())["class_names"]) if sidecar else 7
+    n_cls = len(json.loads(sidecar.read_text())["class_names"]) if sidecar else 7
     data = load_data(args.data, classes=args.classes or ("fer6" if n_cls == 6 else "fer7"))
     changes = flip_tta(args.run, data, args.names or None)
     for name, ch in changes.items():

@@ -10,25 +10,18 @@ Each run writes RUN/results.csv and RUN/results.md and returns the table.
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from .._io import write_text
+from .._io import read_toml, write_text
 from ..data import FerData, load_data, load_ferplus, simulate_ferplus
 from ..ensemble import combine, fit_weights, load_caches, search_subsets
 from ..errors import FerEnsembleError
 from ..models import Zoo, zoo_from_dict
 from ..training import train_all
 from .tables import to_markdown
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 KINDS = ("compare", "ensemble", "labels")
 
@@ -45,12 +38,7 @@ class Experiment:
 
 def load_experiment(path: str | os.PathLike) -> Experiment:
     path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise FerEnsembleError(f"{path}: experiment file not found") from None
-    except tomllib.TOMLDecodeError as e:
-        raise FerEnsembleError(f"{path}: invalid TOML ({e})") from None
+    raw = read_toml(path, "experiment file", FerEnsembleError)
     meta = raw.pop("experiment", None)
     if not isinstance(meta, dict):
         raise FerEnsembleError(f"{path}: missing [experiment] table (name, kind, description, data)")

@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .._io import read_toml
 from ..errors import ModelError
 from .registry import builder_arguments, list_models
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 
 @dataclass(frozen=True)
@@ -120,13 +116,7 @@ def _validated(d: dict, where: str) -> ModelSpec:
 
 def load_zoo(path: str | os.PathLike) -> Zoo:
     """Read and validate a zoo file."""
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ModelError(f"{path}: zoo file not found") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ModelError(f"{path}: invalid TOML ({e})") from None
+    raw = read_toml(path, "zoo file", ModelError)
     return zoo_from_dict(raw, str(path))
 
 

@@ -14,7 +14,7 @@ import pytest
 cv2 = pytest.importorskip("cv2")
 
 from fer_ensemble.app import (FaceEmotionDetector, annotate, crop_faces, haar_detector, predict_images,  # noqa: E402
-                              predict_video, to_gray)
+                              predict_video)
 from fer_ensemble.ensemble import Ensemble  # noqa: E402
 from fer_ensemble.errors import DataError  # noqa: E402
 
