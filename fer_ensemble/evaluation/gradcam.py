@@ -117,7 +117,9 @@ def gradcam(model, images, class_index=None, layer: str | None = None, batch_siz
         maps.append(cam.numpy())
     cam = np.concatenate(maps)
     peak = cam.reshape(n, -1).max(axis=1)[:, None, None]
-    return np.where(peak > 0, cam / np.maximum(peak, 1e-12), 0.0).astype(np.float32)
+    out = np.zeros_like(cam)
+    np.divide(cam, peak, out=out, where=peak > 0)  # per image: the hottest pixel is 1
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
 
 
 def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.45) -> np.ndarray:
