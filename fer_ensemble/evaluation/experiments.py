@@ -124,8 +124,9 @@ def run_experiment(exp: Experiment, data: str | None = None, run_dir: str | os.P
                                progress=progress)
             rows += _model_rows(run, result, d, label)
         table = pd.DataFrame(rows)
+    table = table.convert_dtypes()  # counts stay integers when a failed row leaves gaps
     run.mkdir(parents=True, exist_ok=True)
     write_text(run / "results.csv", table.to_csv(index=False))
     header = [f"# Experiment {exp.name} ({exp.kind})", "", exp.description, "", f"data: {source}", ""]
-    write_text(run / "results.md", "\n".join(header + [to_markdown(table.fillna(""), 4), ""]))
+    write_text(run / "results.md", "\n".join(header + [to_markdown(table.astype(object).where(table.notna(), ""), 4), ""]))
     return table
