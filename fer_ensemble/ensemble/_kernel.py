@@ -1,8 +1,9 @@
 """The compiled inner loop of the subset search (numba): correct counts for every (high, low)
 pair of member subsets, with per-sample bounds that settle a sample for all low subsets at once.
 
-Scores are formed exactly as the numpy engine forms them (one add of the two partial sums, then
-the division by the recall denominator), so both engines give identical counts.
+Scores are formed as the numpy engine forms them (one add of the two partial sums); recall then
+multiplies by the reciprocal of the denominator where numpy divides, which can differ in the last
+bit. Tests compare both engines and brute force on every subset.
 """
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ _EPS = 1e-7   # recall denominators are clipped here, as in combine()
 
 
 @njit(cache=True, nogil=True)
-def _exact(low, hrow, i, k, ys_recall, d_row, recall, out_row):
-    # d_row holds reciprocal recall denominators (unused for additive methods)
-    """Add 1 to out_row[l] for every low subset l where sample i's true class k wins."""
+def _exact(low, hrow, k, i, d_row, recall, out_row):
+    """Add 1 to out_row[l] for every low subset l where sample i's true class k wins; d_row holds
+    the reciprocal recall denominators (unused for additive methods)."""
     L, C = low.shape[1], low.shape[2]
     for l in range(L):
         best = low[i, l, k] + hrow[k]
@@ -114,7 +115,7 @@ def count_correct(low, a_high, ys, lo_min, lo_max, low_d, high_d, pmin, pmax, re
                         always += 1
                         settled = True
             if not settled:
-                _exact(low, hrow, i, k, ys, d_row, recall, out_row)
+                _exact(low, hrow, k, i, d_row, recall, out_row)
         for l in range(L):
             out[h, l] = out_row[l] + always
     return out

@@ -46,6 +46,14 @@ class Member:
         """"flip": the member's prediction is the mean over the image and its mirror image."""
         return self.sidecar.get("tta")
 
+    def prepare(self, batch: np.ndarray) -> np.ndarray:
+        """(N, H, W, 1) pixels in 0-255 -> this member's input: resized to its size, then scaled."""
+        if batch.shape[1] != self.input_size:
+            import keras
+
+            batch = np.asarray(keras.ops.image.resize(batch, (self.input_size, self.input_size)))
+        return batch * self.scaling["scale"] + self.scaling["offset"]
+
 
 def _read_json(path: Path) -> dict:
     try:
@@ -76,6 +84,18 @@ def model_path(directory: Path, name: str, sidecar: dict) -> Path:
     raise EnsembleError(f"{directory / (name + '.json')}: no model file ({name}.h5 or {name}.keras) beside it")
 
 
+def load_member(directory: Path, name: str, sidecar: dict) -> Member:
+    """A member with its model loaded (Keras safe mode, compile=False); errors name the file."""
+    import keras
+
+    path = model_path(directory, name, sidecar)
+    try:
+        model = keras.models.load_model(path, compile=False, safe_mode=True)
+    except Exception as e:
+        raise EnsembleError(f"{path}: cannot load model ({e.__class__.__name__}: {str(e)[:200]})") from None
+    return Member(name, path, sidecar, model)
+
+
 class Ensemble:
     """Members, a combination method and its weights, in the ensemble's class order."""
 
@@ -99,8 +119,6 @@ class Ensemble:
     # ------------------------------------------------------------------ loading
     @classmethod
     def load(cls, directory: str | os.PathLike, method: str | None = None) -> "Ensemble":
-        import keras
-
         directory = Path(directory)
         if not directory.is_dir():
             raise EnsembleError(f"{directory}: not a directory")
@@ -121,14 +139,7 @@ class Ensemble:
             names = list(sidecars)
             if not names:
                 raise EnsembleError(f"{directory}: no models found (expected NAME.h5 or NAME.keras with NAME.json)")
-        members = []
-        for n in names:
-            path = model_path(directory, n, sidecars[n])
-            try:
-                model = keras.models.load_model(path, compile=False, safe_mode=True)
-            except Exception as e:
-                raise EnsembleError(f"{path}: cannot load model ({e.__class__.__name__}: {str(e)[:200]})") from None
-            members.append(Member(n, path, sidecars[n], model))
+        members = [load_member(directory, n, sidecars[n]) for n in names]
         if manifest is not None and method in (None, manifest.get("method")):
             w = manifest.get("weights")
             weights = None if w is None else np.array([w[n] for n in names], dtype=np.float64)
@@ -170,15 +181,10 @@ class Ensemble:
     # ------------------------------------------------------------------ prediction
     def member_probabilities(self, x) -> np.ndarray:
         """(M, N, C) member probabilities in the ensemble's class order (the loop over members)."""
-        import keras
-
         batch = self.as_batch(x)
         out = []
         for m, order in zip(self.members, self._orders):
-            xb = batch
-            if xb.shape[1] != m.input_size:
-                xb = np.asarray(keras.ops.image.resize(xb, (m.input_size, m.input_size)))
-            xb = xb * m.scaling["scale"] + m.scaling["offset"]
+            xb = m.prepare(batch)
             p = m.model.predict(xb, batch_size=256, verbose=0)
             if m.tta == "flip":
                 p = (p + m.model.predict(xb[:, :, ::-1], batch_size=256, verbose=0)) / 2
@@ -205,7 +211,7 @@ class Ensemble:
     def _serving_fn(self):
         """The fused model traced once for any batch size: Keras's predict() rebuilds a dataset
         per call (~0.7 s for one image here); a traced call costs a few milliseconds."""
-        if getattr(self, "_fn", None) is None or self._fn_model is not self.to_keras():
+        if self._fn is None or self._fn_model is not self.to_keras():
             import tensorflow as tf
 
             model = self.to_keras()

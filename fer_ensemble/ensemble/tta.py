@@ -3,7 +3,6 @@ over the image and its mirror image. Recomputes the member's prediction cache an
 records `"tta": "flip"` in its sidecar, which `Ensemble` (loop and fused model) then follows."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -13,40 +12,32 @@ from .._io import write_json, write_npz
 from ..data import FerData
 from ..errors import EnsembleError
 from ..training.metrics import classification_metrics
-from .ensemble import model_path
+from .ensemble import _sidecars, load_member
 
 
 def flip_tta(run_dir: str | os.PathLike, data: FerData, names: list[str] | None = None) -> dict[str, dict]:
     """Apply flip TTA to `names` (default: every member with weights) of `run_dir`, on the data
     they were trained on (checked by fingerprint). Returns name -> {split: (before, after) accuracy}."""
-    import keras
-
     run = Path(run_dir)
-    sidecars = {p.name[:-len(".json")]: p for p in sorted(run.glob("*.json"))
-                if p.name != "ensemble.json" and not p.name.startswith(".")}
-    names = names or list(sidecars)
+    sidecars = _sidecars(run)             # members with weights beside their sidecar
     out = {}
-    for n in names:
+    for n in names or list(sidecars):
         if n not in sidecars:
-            raise EnsembleError(f"{run}: no member {n!r}; members: {', '.join(sidecars)}")
-        side = json.loads(sidecars[n].read_text())
+            raise EnsembleError(f"{run}: no member {n!r} with weights; members: {', '.join(sidecars)}")
+        side, side_file = sidecars[n], run / f"{n}.json"
         if side.get("tta") == "flip":
             continue
         if side.get("data_fingerprint") != data.fingerprint():
-            raise EnsembleError(f"{sidecars[n]}: was trained on other data than {data.source} (fingerprint differs)")
-        model = keras.models.load_model(model_path(run, n, side), compile=False, safe_mode=True)
-        sc, size = side.get("scaling", {"scale": 1 / 255, "offset": 0.0}), int(side["input_shape"][0])
+            raise EnsembleError(f"{side_file}: was trained on other data than {data.source} (fingerprint differs)")
         if list(side["class_names"]) != list(data.class_names):
-            raise EnsembleError(f"{sidecars[n]}: classes {side['class_names']} are not the data's "
+            raise EnsembleError(f"{side_file}: classes {side['class_names']} are not the data's "
                                 f"{list(data.class_names)}")
+        member = load_member(run, n, side)
         probs, change = {}, {}
         for split in ("val", "test"):
-            x = data.split(split).x.astype(np.float32)[..., None]
-            if size != x.shape[1]:
-                x = np.asarray(keras.ops.image.resize(x, (size, size)))
-            x = x * sc["scale"] + sc["offset"]
-            p = model.predict(x, batch_size=512, verbose=0)
-            pf = model.predict(x[:, :, ::-1], batch_size=512, verbose=0)
+            x = member.prepare(data.split(split).x.astype(np.float32)[..., None])
+            p = member.model.predict(x, batch_size=512, verbose=0)
+            pf = member.model.predict(x[:, :, ::-1], batch_size=512, verbose=0)
             probs[split] = ((p + pf) / 2).astype(np.float32)
             y = data.split(split).y
             change[split] = (float((p.argmax(1) == y).mean()), float((probs[split].argmax(1) == y).mean()))
@@ -56,6 +47,6 @@ def flip_tta(run_dir: str | os.PathLike, data: FerData, names: list[str] | None 
         side["metrics"] = {s: classification_metrics(data.split(s).y, probs[s], side["class_names"])
                            for s in ("val", "test")}
         side["tta"] = "flip"
-        write_json(sidecars[n], side)
+        write_json(side_file, side)
         out[n] = change
     return out

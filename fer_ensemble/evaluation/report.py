@@ -177,7 +177,7 @@ def write_report(run_dir: str | os.PathLike, data: str | FerData | None = None, 
 def _gradcam_section(run, out, rep, sidecars, members, x, y, cls, per_class) -> list[str]:
     import keras
 
-    from ..ensemble.ensemble import model_path
+    from ..ensemble.ensemble import load_member
     from .gradcam import gradcam
 
     md = ["## Grad-CAM", "", f"{per_class} test images per class; heat marks the regions that raised the score "
@@ -189,19 +189,13 @@ def _gradcam_section(run, out, rep, sidecars, members, x, y, cls, per_class) -> 
         if n not in sidecars:
             raise FerEnsembleError(f"--gradcam {n}: no such model in {run}; models: {', '.join(sidecars)}")
         try:
-            path = model_path(run, n, sidecars[n])
-        except FerEnsembleError as e:
+            member = load_member(run, n, sidecars[n])
+        except FerEnsembleError as e:      # no weights here (a results folder), or unreadable ones
             rep.notes.append(f"Grad-CAM for {n} skipped: {e}")
             continue
-        model = keras.models.load_model(path, compile=False, safe_mode=True)
-        sc = sidecars[n].get("scaling", {"scale": 1 / 255, "offset": 0.0})
-        size = int(sidecars[n].get("input_shape", [48])[0])
-        xs = x[pick].astype(np.float32)[..., None]
-        if size != xs.shape[1]:
-            xs = np.asarray(keras.ops.image.resize(xs, (size, size)))
-        xs = xs * sc["scale"] + sc["offset"]
-        heat = gradcam(model, xs)
-        pred = model.predict(xs, verbose=0).argmax(1)
+        xs = member.prepare(x[pick].astype(np.float32)[..., None])
+        heat = gradcam(member.model, xs)
+        pred = member.model.predict(xs, verbose=0).argmax(1)
         names = sidecars[n]["class_names"]
         titles = [f"true {cls[y[i]]}\npred {names[p]}" for i, p in zip(pick, pred)]
         if heat.shape[1] != x.shape[1]:

@@ -154,19 +154,19 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
         val_ds = eval_dataset(data.val.x, data.val.y, data.num_classes, soft=data.val.soft)
         best_ckpt = work / "best.h5"
         best_acc = None if history.empty else float(history["val_accuracy"].max())  # resume: keep the best
-        early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=spec.patience)
-        plateau = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=spec.plateau_factor,
-                                                    patience=spec.plateau_patience, min_lr=spec.min_lr)
-        nan_guard = keras.callbacks.TerminateOnNaN()
-        if spec.lr_schedule == "cosine":
-            plateau = None  # the schedule owns the learning rate
+        # Callbacks with patience counters (re-seeded after a resume); with a cosine schedule the
+        # schedule owns the learning rate, so there is no plateau callback.
+        patient = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=spec.patience)]
+        if spec.lr_schedule == "plateau":
+            patient.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=spec.plateau_factor,
+                                                             patience=spec.plateau_patience, min_lr=spec.min_lr))
         callbacks = [
             keras.callbacks.BackupAndRestore(str(backup_dir)),
-            *(cb for cb in (early, plateau) if cb is not None), nan_guard, LogLearningRate(),
+            *patient, keras.callbacks.TerminateOnNaN(), LogLearningRate(),
             keras.callbacks.ModelCheckpoint(str(best_ckpt), monitor="val_accuracy", mode="max",
                                             save_best_only=True, initial_value_threshold=best_acc),
             keras.callbacks.CSVLogger(str(history_file), append=True),
-            SeedResumedState(history, [cb for cb in (early, plateau) if cb is not None]),
+            SeedResumedState(history, patient),
         ]
         if progress:
             callbacks.append(EpochProgress(spec.name, spec.epochs, initial_epoch))
