@@ -231,7 +231,9 @@ def cmd_predict(args) -> int:
     detector = FaceEmotionDetector(args.model, margin=args.margin, min_face=args.min_face)
     status = 0
     if args.paths:
-        table = _count_time(lambda: predict_images(detector, args.paths, args.out, not args.no_annotate))
+        t = time.perf_counter()
+        table = predict_images(detector, args.paths, args.out, not args.no_annotate)
+        print(f"done in {time.perf_counter() - t:.1f}s")
         per_file = table.drop_duplicates("file")
         for st, n in per_file["status"].value_counts().items():
             print(f"{st}: {n} file(s)")
@@ -251,13 +253,6 @@ def cmd_predict(args) -> int:
         shown = run_camera(detector, args.camera, stride=args.stride)
         print(f"camera {args.camera}: {shown} frames")
     return status
-
-
-def _count_time(fn):
-    t = time.perf_counter()
-    out = fn()
-    print(f"done in {time.perf_counter() - t:.1f}s")
-    return out
 
 
 @_register

@@ -50,8 +50,13 @@ def predict_images(detector: FaceEmotionDetector, paths: Iterable[str | os.PathL
     import cv2
 
     out_dir = Path(out_dir)
+    paths = list(paths)
+    files = expand_paths(paths)
+    if not files:
+        raise DataError(f"{', '.join(map(str, paths)) or 'no paths given'}: no image files found "
+                        f"(looked for {', '.join(IMAGE_SUFFIXES)})")
     rows, report = [], []
-    for path, rel in expand_paths(paths):
+    for path, rel in files:
         entry = {"file": str(path)}
         try:
             image = read_image(path)

@@ -153,6 +153,9 @@ def test_cli_predict_images_and_camera_without_display(tmp_path, tiny_run, faces
     assert "Traceback" not in r.stderr
     r = _cli("predict", "--model", str(tiny_run))
     assert r.returncode == 2 and "nothing to do" in r.stderr
+    (tmp_path / "empty").mkdir()
+    r = _cli("predict", str(tmp_path / "empty"), "--model", str(tiny_run))
+    assert r.returncode == 2 and "empty: no image files found" in r.stderr
 
 
 # ---------------------------------------------------------------- the real detector on real faces
