@@ -19,7 +19,11 @@ def flip_tta(run_dir: str | os.PathLike, data: FerData, names: list[str] | None 
     """Apply flip TTA to `names` (default: every member with weights) of `run_dir`, on the data
     they were trained on (checked by fingerprint). Returns name -> {split: (before, after) accuracy}."""
     run = Path(run_dir)
+    if not run.is_dir():
+        raise EnsembleError(f"{run}: not a run directory")
     sidecars = _sidecars(run)             # members with weights beside their sidecar
+    if not sidecars:
+        raise EnsembleError(f"{run}: no members with weights (NAME.json beside NAME.h5 or NAME.keras)")
     out = {}
     for n in names or list(sidecars):
         if n not in sidecars:

@@ -183,3 +183,8 @@ def test_flip_tta_updates_caches_and_ensemble_follows(run_copy, tiny_data, tmp_p
 
     with pytest.raises(EnsembleError, match="b_sep.json: was trained on other data"):
         flip_tta(run_copy, make_synthetic(300, seed=9), ["b_sep"])
+    with pytest.raises(EnsembleError, match="nowhere: not a run directory"):
+        flip_tta(tmp_path / "nowhere", tiny_data)
+    (tmp_path / "caches_only").mkdir()
+    with pytest.raises(EnsembleError, match="caches_only: no members with weights"):
+        flip_tta(tmp_path / "caches_only", tiny_data)
