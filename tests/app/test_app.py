@@ -15,6 +15,7 @@ cv2 = pytest.importorskip("cv2")
 
 from fer_ensemble.app import (FaceEmotionDetector, annotate, crop_faces, haar_detector, predict_images,  # noqa: E402
                               predict_video)
+from fer_ensemble.app.draw import COLOURS  # noqa: E402
 from fer_ensemble.ensemble import Ensemble  # noqa: E402
 from fer_ensemble.errors import DataError  # noqa: E402
 
@@ -131,7 +132,8 @@ def test_annotate_draws_box_and_label(faces):
     drawn = annotate(canvas, [{"box": boxes[0], "label": "happy", "confidence": 0.9, "probabilities": {}}])
     assert drawn.shape == (*canvas.shape, 3)
     x, y, w, h = boxes[0]
-    assert (drawn[y + h // 2, x] != 0).any()  # the box's left edge is coloured
+    assert tuple(int(v) for v in drawn[y + h // 2, x]) == COLOURS["happy"]  # the box's left edge
+    assert tuple(int(v) for v in drawn[y + h // 2, x + w // 2]) == (int(canvas[y + h // 2, x + w // 2]),) * 3
 
 
 def _cli(*args, env=None):
