@@ -42,6 +42,7 @@ class ModelSpec:
     seed: int = 0
     mixed_precision: bool = False
     steps_per_epoch: int = 0           # 0: one pass over the training set
+    init_from: str = ""                # warm start from this earlier member's weights (same builder + args)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -142,6 +143,20 @@ def zoo_from_dict(raw: dict, path: str = "zoo") -> Zoo:
         spec = _validated({**defaults, **entry}, where=f"{path}: model {label!r}")
         if spec.name in seen:
             raise ModelError(f"{path}: model {spec.name!r} appears twice")
+        if spec.init_from:
+            _check_init_from(spec, models, path)
         seen.add(spec.name)
         models.append(spec)
     return Zoo(name=meta.get("name", Path(path).stem), classes=classes, models=tuple(models), path=str(path))
+
+
+def _check_init_from(spec: ModelSpec, earlier: list[ModelSpec], path: str) -> None:
+    """A warm start copies weights layer by layer, so the source must be trained first (an
+    earlier entry) and built identically."""
+    source = next((m for m in earlier if m.name == spec.init_from), None)
+    if source is None:
+        raise ModelError(f"{path}: model {spec.name!r}: init_from {spec.init_from!r} must name an earlier "
+                         f"[[model]] entry; earlier: {', '.join(m.name for m in earlier) or 'none'}")
+    if (source.builder, source.args) != (spec.builder, spec.args):
+        raise ModelError(f"{path}: model {spec.name!r}: init_from {spec.init_from!r} has a different builder or "
+                         "args; a warm start needs the same architecture")

@@ -79,6 +79,10 @@ def test_quick_zoo_builds():
     ('[[model]]\nname="a"\nbuilder="vgg_v0"\n[[model]]\nname="a"\nbuilder="vgg_v1"\n', "'a' appears twice"),
     ('[zoo]\nclasses="fer9"\n[[model]]\nname="a"\nbuilder="vgg_v0"\n', "classes must be"),
     ('[zoo\n', "invalid TOML"),
+    ('[[model]]\nname="a"\nbuilder="vgg_v0"\ninit_from="b"\n[[model]]\nname="b"\nbuilder="vgg_v0"\n',
+     "model 'a': init_from 'b' must name an earlier"),
+    ('[[model]]\nname="a"\nbuilder="vgg_v0"\n[[model]]\nname="b"\nbuilder="vgg_v1"\ninit_from="a"\n',
+     "model 'b': init_from 'a' has a different builder or args"),
 ])
 def test_zoo_validation(tmp_path, text, message):
     p = tmp_path / "z.toml"

@@ -171,3 +171,32 @@ def test_artifacts_from_before_a_new_spec_field_are_still_reused(tiny_run, tiny_
             train_model(spec.replace(lr_schedule="cosine"), tiny_data, tiny_run, progress=False)
     finally:
         side_file.write_text(original)
+
+
+def test_warm_start_copies_the_source_weights(tiny_run, tiny_data, tmp_path):
+    """init_from starts from the finished member's weights: with a learning rate of ~0 the trained
+    weights stay those of the source; a missing source is a clear error naming the file."""
+    import shutil
+
+    import keras
+
+    for path in artifact_paths(tiny_run, "b_sep").values():
+        shutil.copy(path, tmp_path / path.name)
+    source_side = json.loads((tmp_path / "b_sep.json").read_text())
+    spec = ModelSpec.from_dict({**source_side["spec"], "name": "b_ft", "init_from": "b_sep", "epochs": 1,
+                                "learning_rate": 1e-12, "augment": False})
+    result = train_model(spec, tiny_data, tmp_path, progress=False)
+    assert result.sidecar["initialized_from"] == {"name": "b_sep", "epochs_run": source_side["epochs_run"],
+                                                  "val_accuracy": source_side["metrics"]["val"]["accuracy"]}
+
+    def trainable(name):
+        m = keras.models.load_model(tmp_path / f"{name}.h5", compile=False, safe_mode=True)
+        return [w.numpy() for w in m.trainable_weights]
+
+    for a, b in zip(trainable("b_ft"), trainable("b_sep")):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    cold = train_model(spec.replace(name="b_cold", init_from=""), tiny_data, tmp_path, progress=False)
+    assert not all(np.allclose(a, b, atol=1e-6) for a, b in zip(trainable("b_cold"), trainable("b_sep")))
+    assert cold.sidecar["initialized_from"] is None
+    with pytest.raises(TrainingError, match=r"init_from 'nope'.*nope.h5"):
+        train_model(spec.replace(name="b_x", init_from="nope"), tiny_data, tmp_path, progress=False)
