@@ -41,6 +41,7 @@ def cmd_zoo_list(args) -> int:
     for m in zoo.models:
         net = create_model(m.builder, num_classes=n, **m.args)
         settings = f"{m.optimizer} lr={m.learning_rate:g} ({m.lr_schedule}) bs={m.batch_size} ep={m.epochs} bal={m.balancing} seed={m.seed}"
+        settings += f" from={m.init_from}" if m.init_from else ""
         print(f"{m.name:<16}{m.builder:<16}{model_depth(net):>6}{net.count_params() / 1e6:>9.2f}M  {settings}")
     return 0
 
