@@ -34,6 +34,18 @@ from ..models import ModelSpec, create_model
 from .metrics import classification_metrics
 
 ARTIFACTS = ("h5", "json", "history.csv", "preds.npz")
+
+
+class _SkipLegacyH5Note(logging.Filter):
+    """.h5 is the format the run directory promises; Keras's "HDF5 is legacy" note on every
+    checkpoint and final save is noise in the training log. Other absl messages pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "saving your model as an HDF5 file" not in record.getMessage()
+
+
+if not any(isinstance(f, _SkipLegacyH5Note) for f in logging.getLogger("absl").filters):
+    logging.getLogger("absl").addFilter(_SkipLegacyH5Note())
 SIDECAR_FORMAT = 1
 
 
@@ -226,14 +238,8 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
     write_npz(paths["preds.npz"], val_proba=probs["val"], val_y=data.val.y, test_proba=probs["test"],
               test_y=data.test.y, class_names=np.array(data.class_names))
     write_text(paths["history.csv"], hist.to_csv(index=False))
-    absl = logging.getLogger("absl")
-    level = absl.level
-    absl.setLevel(logging.ERROR)  # .h5 is the format asked for; skip Keras's "legacy format" note
-    try:
-        with atomic_path(paths["h5"]) as tmp:
-            best.save(tmp)
-    finally:
-        absl.setLevel(level)
+    with atomic_path(paths["h5"]) as tmp:
+        best.save(tmp)
     write_json(paths["json"], sidecar)
     shutil.rmtree(work, ignore_errors=True)
     _remove_empty(out_dir / ".work")
