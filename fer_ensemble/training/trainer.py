@@ -156,8 +156,9 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
                                    num_classes=data.num_classes, **spec.args)
             except Exception as e:
                 raise TrainingError(f"model {spec.name!r}: builder {spec.builder!r} failed: {e}") from e
-            if spec.init_from and initial_epoch == 0:  # on resume the backup holds the weights
-                _warm_start(net, spec, out_dir, fingerprint)
+            # on resume the backup holds the weights; the source is still checked and summarised
+            source = (_warm_start(net, spec, out_dir, fingerprint, copy_weights=initial_epoch == 0)
+                      if spec.init_from else None)
             lr = spec.learning_rate
             if spec.lr_schedule == "cosine":  # optimizer.iterations is in the backup, so resume continues the curve
                 lr = keras.optimizers.schedules.CosineDecay(spec.learning_rate, decay_steps=steps * spec.epochs)
@@ -228,7 +229,7 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
         "final_learning_rate": float(hist[lr_col].iloc[-1]) if lr_col else None,
         "wall_time_s": round(wall, 2),
         "resumed_from_epoch": initial_epoch,
-        "initialized_from": _source_summary(out_dir, spec.init_from) if spec.init_from else None,
+        "initialized_from": source,
         "device": device_name(),
         "precision": policy,
         "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,
@@ -246,10 +247,11 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
     return TrainResult(spec.name, sidecar)
 
 
-def _warm_start(net, spec: ModelSpec, out_dir: Path, fingerprint: str) -> None:
+def _warm_start(net, spec: ModelSpec, out_dir: Path, fingerprint: str, copy_weights: bool = True) -> dict:
     """Copy the weights of the finished member `spec.init_from` (same run directory, same data)
     into `net`: a new training phase with a fresh optimizer, e.g. a low-learning-rate cosine
-    continuation of a member that was still improving."""
+    continuation of a member that was still improving. Returns the source's summary for the
+    sidecar (read once, here)."""
     import keras
 
     src = artifact_paths(out_dir, spec.init_from)
@@ -260,16 +262,13 @@ def _warm_start(net, spec: ModelSpec, out_dir: Path, fingerprint: str) -> None:
     stored = json.loads(src["json"].read_text())
     if stored.get("data_fingerprint") != fingerprint:
         raise TrainingError(f"{where}: {src['json']} was trained on different data")
-    try:
-        source = keras.models.load_model(src["h5"], compile=False, safe_mode=True)
-        net.set_weights(source.get_weights())
-    except (OSError, ValueError) as e:
-        raise TrainingError(f"{where}: cannot take the weights of {src['h5']}: {e}") from None
-
-
-def _source_summary(out_dir: Path, name: str) -> dict:
-    stored = json.loads(artifact_paths(out_dir, name)["json"].read_text())
-    return {"name": name, "epochs_run": stored.get("epochs_run"),
+    if copy_weights:
+        try:
+            trained = keras.models.load_model(src["h5"], compile=False, safe_mode=True)
+            net.set_weights(trained.get_weights())
+        except (OSError, ValueError) as e:
+            raise TrainingError(f"{where}: cannot take the weights of {src['h5']}: {e}") from None
+    return {"name": spec.init_from, "epochs_run": stored.get("epochs_run"),
             "val_accuracy": stored["metrics"]["val"]["accuracy"]}
 
 
