@@ -126,5 +126,21 @@ def test_compiled_engine_equals_numpy_engine_and_brute_force(method, monkeypatch
     for mask in range(1, 2 ** 10):
         idx = [i for i in range(10) if mask >> i & 1]
         assert fast[mask] == round(brute_force_accuracy(method, idx, vp, vy, vp, vy) * len(vy)), (mask, idx)
+    # Without the probabilities (as for the test split: nothing is pre-decided) the engines agree too.
+    np.testing.assert_array_equal(subset_correct(a, d, vy, method, None, engine="numba")[1:], ref[1:])
     with pytest.raises(ValueError, match="engine must be"):
         subset_correct(a, d, vy, method, vp, engine="gpu")
+
+
+def test_search_over_more_than_eight_members_reports_test_accuracy():
+    """Above 8 members the search uses the compiled engine for the validation and the test split
+    (the test pass has no probabilities to pre-decide samples); every method's test accuracy
+    matches brute force."""
+    pytest.importorskip("numba")
+    names = [f"m{i}" for i in range(10)]
+    vp, vy = _problem(10, 200, seed=11)
+    tp, ty = _problem(10, 150, seed=12)
+    res = search_subsets(names, vp, vy, tp, ty, methods=("mean", "accuracy", "recall"), stacking=False)
+    for method, row in res.best.items():
+        idx = [names.index(x) for x in row["members"].split("+")]
+        assert row["test_accuracy"] == pytest.approx(brute_force_accuracy(method, idx, tp, ty, vp, vy))
