@@ -192,12 +192,11 @@ def _subset_correct_numba(contrib, denom, y, method, proba) -> np.ndarray:
     else:
         lo_min = lo_max = np.zeros((1, c))
         low_d, high_d = _all_sums(denom[:lo].astype(DTYPE)), _all_sums(denom[lo:].astype(DTYPE))
+        weighted = denom[:lo, None, :] > 0                                # members that count for a class
         if proba is not None:
             p = proba[:lo][:, keep, :].astype(DTYPE)
         else:   # recall contributions are recall * probability: recover the probabilities
-            r = denom[:lo, None, :].astype(DTYPE)
-            p = np.divide(a[:lo], r, out=np.zeros_like(a[:lo]), where=r > 0)
-        weighted = denom[:lo, None, :] > 0                                # members that count for a class
+            p = np.divide(a[:lo], denom[:lo, None, :], out=np.zeros_like(a[:lo]), where=weighted)
         pmin = np.where(weighted, p, 1e30).min(axis=0)
         pmax = np.where(weighted, p, -1e30).max(axis=0)
     out = count_correct(low, a_high, ys, lo_min, lo_max, low_d, high_d, pmin, pmax, denom is not None)
