@@ -140,23 +140,30 @@ def zoo_from_dict(raw: dict, path: str = "zoo") -> Zoo:
     models, seen = [], set()
     for i, entry in enumerate(entries):
         label = entry.get("name", f"#{i + 1}")
-        spec = _validated({**defaults, **entry}, where=f"{path}: model {label!r}")
+        merged = {**defaults, **entry}
+        source = _init_source(merged, models, f"{path}: model {label!r}")
+        if source is not None:
+            # A warm start needs its source's architecture, so it is inherited unless restated.
+            merged.update({k: getattr(source, k) for k in ("builder", "args") if k not in entry})
+        spec = _validated(merged, where=f"{path}: model {label!r}")
         if spec.name in seen:
             raise ModelError(f"{path}: model {spec.name!r} appears twice")
-        if spec.init_from:
-            _check_init_from(spec, models, path)
+        if source is not None and (source.builder, source.args) != (spec.builder, spec.args):
+            raise ModelError(f"{path}: model {spec.name!r}: init_from {spec.init_from!r} has a different builder or "
+                             "args; a warm start needs the same architecture (leave them out to inherit them)")
         seen.add(spec.name)
         models.append(spec)
     return Zoo(name=meta.get("name", Path(path).stem), classes=classes, models=tuple(models), path=str(path))
 
 
-def _check_init_from(spec: ModelSpec, earlier: list[ModelSpec], path: str) -> None:
-    """A warm start copies weights layer by layer, so the source must be trained first (an
-    earlier entry) and built identically."""
-    source = next((m for m in earlier if m.name == spec.init_from), None)
+def _init_source(entry: dict, earlier: list[ModelSpec], where: str) -> ModelSpec | None:
+    """The earlier member an entry warm-starts from (None without `init_from`). A warm start copies
+    weights layer by layer, so the source must be trained first: an earlier entry."""
+    name = entry.get("init_from", "")
+    if not name or not isinstance(name, str):
+        return None  # absent, or a wrong type that _validated reports
+    source = next((m for m in earlier if m.name == name), None)
     if source is None:
-        raise ModelError(f"{path}: model {spec.name!r}: init_from {spec.init_from!r} must name an earlier "
-                         f"[[model]] entry; earlier: {', '.join(m.name for m in earlier) or 'none'}")
-    if (source.builder, source.args) != (spec.builder, spec.args):
-        raise ModelError(f"{path}: model {spec.name!r}: init_from {spec.init_from!r} has a different builder or "
-                         "args; a warm start needs the same architecture")
+        raise ModelError(f"{where}: init_from {name!r} must name an earlier [[model]] entry; "
+                         f"earlier: {', '.join(m.name for m in earlier) or 'none'}")
+    return source

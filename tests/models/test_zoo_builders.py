@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from fer_ensemble.errors import ModelError
-from fer_ensemble.models import create_model, list_models, load_zoo, model_depth
+from fer_ensemble.models import ModelSpec, create_model, list_models, load_zoo, model_depth
 
 from tests.helpers import SMALL_ARGS as SMALL
 
@@ -83,6 +83,9 @@ def test_quick_zoo_builds():
      "model 'a': init_from 'b' must name an earlier"),
     ('[[model]]\nname="a"\nbuilder="vgg_v0"\n[[model]]\nname="b"\nbuilder="vgg_v1"\ninit_from="a"\n',
      "model 'b': init_from 'a' has a different builder or args"),
+    ('[[model]]\nname="a"\nbuilder="vgg_v0"\n[[model]]\nname="b"\nargs={filters=[8,16,32,64]}\ninit_from="a"\n',
+     "model 'b': init_from 'a' has a different builder or args"),
+    ('[[model]]\nname="b"\ninit_from="a"\n', "model 'b': init_from 'a' must name an earlier"),
 ])
 def test_zoo_validation(tmp_path, text, message):
     p = tmp_path / "z.toml"
@@ -91,10 +94,23 @@ def test_zoo_validation(tmp_path, text, message):
         load_zoo(p)
 
 
+def test_init_from_inherits_architecture(tmp_path):
+    """A warm start leaves out builder and args and gets its source's, even over [defaults];
+    restating them identically is also accepted."""
+    p = tmp_path / "z.toml"
+    p.write_text('[defaults]\nbuilder="vgg_v1"\nepochs=3\n'
+                 '[[model]]\nname="a"\nbuilder="sepnet"\nargs={filters=[8,16,32,64], dropout=0.1}\n'
+                 '[[model]]\nname="a_ft"\ninit_from="a"\nlearning_rate=0.0005\n'
+                 '[[model]]\nname="a_ft2"\ninit_from="a_ft"\nbuilder="sepnet"\n'
+                 'args={filters=[8,16,32,64], dropout=0.1}\n')
+    a, a_ft, a_ft2 = load_zoo(p).models
+    assert (a_ft.builder, a_ft.args) == (a_ft2.builder, a_ft2.args) == ("sepnet", {"filters": (8, 16, 32, 64), "dropout": 0.1})
+    assert a_ft.learning_rate == 0.0005 and a_ft.epochs == 3
+    assert ModelSpec.from_dict(a_ft.to_dict()) == a_ft
+
+
 def test_spec_roundtrip():
     zoo = load_zoo("models_zoo/paper.toml")
     spec = zoo.get("VGG2")
-    from fer_ensemble.models import ModelSpec
-
     assert ModelSpec.from_dict(spec.to_dict()) == spec
     assert spec.replace(epochs=3).epochs == 3
