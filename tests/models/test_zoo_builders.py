@@ -24,13 +24,14 @@ def test_builder_roundtrip(name, batch, tmp_path):
     import keras
 
     x, y = batch
+    # Seeded before the build: the initial weights must not depend on which tests ran before.
+    keras.utils.set_random_seed(0)
     for n_cls in (7, 6):
         net = create_model(name, num_classes=n_cls, **SMALL.get(name, {}))
         assert net.output_shape == (None, n_cls)
         assert net.layers[-1].dtype_policy.compute_dtype == "float32"
     p = np.asarray(net(x, training=False))
     np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
-    keras.utils.set_random_seed(0)
     # Eager steps: tracing a deep graph costs more than the few steps this test takes.
     net.compile(optimizer=keras.optimizers.Adam(1e-4), loss="sparse_categorical_crossentropy", run_eagerly=True)
     losses = [float(net.train_on_batch(x, y)) for _ in range(8)]
