@@ -2,7 +2,8 @@
 
 A zoo file has an optional [zoo] table (name, classes), an optional [defaults] table of training
 settings, and one [[model]] table per member (name, builder, args, and any training setting).
-Everything is validated on load; errors name the file, the model entry and the key.
+A member with `init_from` inherits its source's builder and args. Everything is validated on load;
+errors name the file, the model entry and the key.
 """
 from __future__ import annotations
 
