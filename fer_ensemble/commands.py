@@ -57,6 +57,8 @@ def _train_args(p, add_data_args):
     p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data set")
     p.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs to RUN/tensorboard/")
     p.add_argument("--xla", action="store_true", help="compile with XLA (helps on GPUs, slows CPUs)")
+    p.add_argument("--time-limit", type=float, metavar="SECONDS",
+                   help="stop each member after this much training and finish it as usual (a GPU lease)")
 
 
 @_register
@@ -67,6 +69,8 @@ def _train(sub, add_data_args):
     p.set_defaults(func=cmd_train_all)
     p = sub.add_parser("train-all", help="train every model of a zoo file (resumable)")
     _train_args(p, add_data_args)
+    p.add_argument("--jobs", type=int, default=1,
+                   help="train this many members at once, one process each (small models share a GPU)")
     p.set_defaults(func=cmd_train_all, name=None)
 
 
@@ -81,11 +85,28 @@ def cmd_train_all(args) -> int:
                  if v is not None}
     print(f"training zoo {zoo.name} ({len(zoo.models)} models) on {data.source} -> {run}", flush=True)
     t = time.perf_counter()
-    result = train_all(zoo, data, run, only=[args.name] if args.name else None, overrides=overrides, force=args.force,
-                       tensorboard=args.tensorboard, jit_compile=args.xla)
+    if getattr(args, "jobs", 1) > 1:
+        from .training import train_parallel
+
+        result = train_parallel(zoo, run, _child_args(args, run), jobs=args.jobs)
+    else:
+            result = train_all(zoo, data, run, only=[args.name] if args.name else None, overrides=overrides,
+                           force=args.force, tensorboard=args.tensorboard, jit_compile=args.xla,
+                           time_limit=args.time_limit)
     print(result.table())
     print(f"done in {time.perf_counter() - t:.0f}s")
     return 1 if result.failures else 0
+
+
+def _child_args(args, run: Path) -> list[str]:
+    """The `fer-ensemble train NAME` options that reproduce this train-all's settings."""
+    out = ["--zoo", str(args.zoo), "--run", str(run), "--data", str(args.data), "--data-seed", str(args.data_seed)]
+    for flag, value in (("--classes", args.classes), ("--epochs", args.epochs), ("--batch-size", args.batch_size),
+                        ("--seed", args.seed), ("--time-limit", args.time_limit)):
+        if value is not None:
+            out += [flag, str(value)]
+    return out + [flag for flag, on in (("--force", args.force), ("--xla", args.xla),
+                                        ("--tensorboard", args.tensorboard)) if on]
 
 
 @_register

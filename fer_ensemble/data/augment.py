@@ -1,4 +1,5 @@
-"""Augmentation as Keras preprocessing layers, applied to whole batches inside a tf.data pipeline."""
+"""Augmentation as Keras preprocessing layers, applied to whole batches: inside a tf.data pipeline
+under TensorFlow, inside the training model (on the device) under other backends."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
@@ -33,21 +34,23 @@ class AugmentConfig:
         return asdict(self)
 
 
-def build_augmenter(cfg: AugmentConfig, seed: int | None = None):
-    """A keras.Sequential of preprocessing layers for (B, H, W, 1) float images in [0, 1]."""
+def build_augmenter(cfg: AugmentConfig, seed: int | None = None, dtype: str | None = None):
+    """A keras.Sequential of preprocessing layers for (B, H, W, 1) float images in [0, 1]; `dtype`
+    pins their precision (float32 keeps pixel interpolation exact under a mixed policy)."""
     import keras
 
+    kw = {"seed": seed, **({"dtype": dtype} if dtype else {})}
     layers = []
     if cfg.flip:
-        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
+        layers.append(keras.layers.RandomFlip("horizontal", **kw))
     if cfg.rotation:
-        layers.append(keras.layers.RandomRotation(cfg.rotation / 360.0, fill_mode="nearest", seed=seed))
+        layers.append(keras.layers.RandomRotation(cfg.rotation / 360.0, fill_mode="nearest", **kw))
     if cfg.translation:
-        layers.append(keras.layers.RandomTranslation(cfg.translation, cfg.translation, fill_mode="nearest", seed=seed))
+        layers.append(keras.layers.RandomTranslation(cfg.translation, cfg.translation, fill_mode="nearest", **kw))
     if cfg.zoom:
-        layers.append(keras.layers.RandomZoom(cfg.zoom, cfg.zoom, fill_mode="nearest", seed=seed))
+        layers.append(keras.layers.RandomZoom(cfg.zoom, cfg.zoom, fill_mode="nearest", **kw))
     if cfg.contrast:
-        layers.append(keras.layers.RandomContrast(cfg.contrast, value_range=(0, 1), seed=seed))
+        layers.append(keras.layers.RandomContrast(cfg.contrast, value_range=(0, 1), **kw))
     if cfg.erasing:
-        layers.append(keras.layers.RandomErasing(factor=cfg.erasing, scale=(0.02, 0.2), value_range=(0, 1), seed=seed))
+        layers.append(keras.layers.RandomErasing(factor=cfg.erasing, scale=(0.02, 0.2), value_range=(0, 1), **kw))
     return keras.Sequential(layers, name="augment")

@@ -1,7 +1,10 @@
-"""tf.data input pipelines: scaling, shuffling, balancing and batch augmentation.
+"""Input pipelines: scaling, shuffling, balancing and batch augmentation.
 
-Images stay uint8 in one tensor; each batch is gathered by index, scaled to float and augmented in
-`map` on whole batches, so the per-image cost is a few vectorised ops (benchmarks/bench_training.py).
+`train_dataset` is the tf.data pipeline (TensorFlow backend): images stay uint8 in one tensor;
+each batch is gathered by index, scaled to float and augmented in `map` on whole batches, so the
+per-image cost is a few vectorised ops (benchmarks/bench_training.py). `train_batches` is the
+backend-neutral one (JAX or torch, where tf.data is absent): a generator of numpy batches with the
+same shuffling and balancing, whose augmentation the trainer runs on the device inside the model.
 """
 from __future__ import annotations
 
@@ -59,6 +62,54 @@ def train_dataset(x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: in
 
     ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE), steps
+
+
+def _index_plan(y: np.ndarray, batch_size: int, steps: int, balancing: str, seed: int):
+    """Endless batches of indices: a fresh permutation per pass, or class-balanced batches."""
+    rng = np.random.default_rng(seed)
+    while True:
+        if balancing == "batches":
+            yield from balanced_batch_indices(y, batch_size, steps * 50, seed=int(rng.integers(2**31)))
+        else:
+            order = rng.permutation(len(y))
+            for i in range(len(y) // batch_size):
+                yield order[i * batch_size:(i + 1) * batch_size]
+
+
+def train_batches(x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: int = 64, *,
+                  soft: np.ndarray | None = None, balancing: str = "none", oversample_fraction: float = 0.6,
+                  seed: int = 0, scaling: dict = DEFAULT_SCALING, steps_per_epoch: int | None = None,
+                  class_weight: dict[int, float] | None = None):
+    """The backend-neutral counterpart of `train_dataset` without augmentation: an endless
+    generator of (scaled float32 images, targets) numpy batches, and the steps per epoch.
+    `class_weight` becomes a third element, per-sample weights (Keras takes no class_weight
+    with generator input)."""
+    if balancing == "oversample":
+        x, y, *rest = oversample(x, y, oversample_fraction, seed=seed, soft=soft)
+        soft = rest[0] if rest else None
+    elif balancing not in ("none", "batches", "class_weights"):
+        raise ValueError(f"unknown balancing {balancing!r}; expected none, oversample, batches or class_weights")
+    targets = soft.astype(np.float32) if soft is not None else np.eye(num_classes, dtype=np.float32)[y]
+    steps = steps_per_epoch or max(1, len(y) // batch_size)
+    scale, offset = np.float32(scaling["scale"]), np.float32(scaling["offset"])
+
+    per_sample = None
+    if class_weight is not None:
+        per_sample = np.array([class_weight.get(c, 1.0) for c in range(num_classes)], np.float32)[y]
+
+    def batches():
+        for idx in _index_plan(y, batch_size, steps, balancing, seed):
+            xb = x[idx].astype(np.float32)[..., None] * scale + offset
+            yield (xb, targets[idx]) if per_sample is None else (xb, targets[idx], per_sample[idx])
+
+    return batches(), steps
+
+
+def eval_arrays(x: np.ndarray, y: np.ndarray, num_classes: int, soft: np.ndarray | None = None,
+                scaling: dict = DEFAULT_SCALING) -> tuple[np.ndarray, np.ndarray]:
+    """Scaled images and targets for validation without tf.data."""
+    targets = soft.astype(np.float32) if soft is not None else np.eye(num_classes, dtype=np.float32)[y]
+    return scale_images(x, scaling), targets
 
 
 def eval_dataset(x: np.ndarray, y: np.ndarray | None, num_classes: int, batch_size: int = 256,

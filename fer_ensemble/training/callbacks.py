@@ -35,6 +35,35 @@ class SeedResumedState(keras.callbacks.Callback):
                 cb.best, cb.wait = best, wait
 
 
+class InnerModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint that saves `inner` (the member) while fit() trains a model wrapping it
+    (augmentation on the device + member); ModelCheckpoint uses its model only to save it."""
+
+    def __init__(self, inner: keras.Model, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.inner = inner
+
+    def set_model(self, model):
+        super().set_model(self.inner)
+
+
+class TimeLimit(keras.callbacks.Callback):
+    """Stop training at the end of the first epoch that finishes after `seconds` of wall time, so
+    a member ends cleanly (best checkpoint, predictions, sidecar) inside a fixed time budget."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds, self.stopped_epoch = seconds, None
+
+    def on_train_begin(self, logs=None):
+        self.t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if time.perf_counter() - self.t0 >= self.seconds:
+            self.model.stop_training = True
+            self.stopped_epoch = epoch + 1
+
+
 class LogLearningRate(keras.callbacks.Callback):
     """Put the current learning rate into the epoch logs (ReduceLROnPlateau does this itself; a
     schedule does not), so the history and the learning-rate curve of the report always have it."""

@@ -65,3 +65,84 @@ def train_all(zoo: Zoo, data: FerData, run_dir: str | os.PathLike, *, only: list
     if bar is not None:
         bar.close()
     return ZooRun(results, failures)
+
+
+def train_parallel(zoo: Zoo, run_dir: str | os.PathLike, child_args: list[str], *, jobs: int,
+                   only: list[str] | None = None, progress: bool = True) -> ZooRun:
+    """Train the members of `zoo` in `jobs` processes at once (`fer-ensemble train NAME` each,
+    with `child_args` after the name), so small models share one GPU instead of leaving most of
+    it idle. A member with `init_from` starts when its source has finished. Each member logs to
+    RUN/logs/NAME.log; results are read back from the sidecars, failures are isolated.
+
+    GPU memory: each process may take only its share (JAX and TensorFlow would otherwise claim
+    most of the card in the first process); an exported setting wins.
+    """
+    import json
+    import subprocess
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .trainer import artifact_paths
+
+    run_dir = Path(run_dir)
+    logs = run_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    specs = [zoo.get(n) for n in only] if only else list(zoo.models)
+    env = dict(os.environ)
+    env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{min(0.75, 0.9 / jobs):.3f}")
+    env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
+    done = {s.name: threading.Event() for s in specs}
+    failures: dict[str, str] = {}
+    lock = threading.Lock()
+    t0 = time.perf_counter()
+
+    def one(spec) -> None:
+        try:
+            if spec.init_from in done:
+                done[spec.init_from].wait()
+                if spec.init_from in failures:
+                    failures[spec.name] = f"its init_from {spec.init_from!r} failed"
+                    return
+            cmd = [sys.executable, "-m", "fer_ensemble", "train", spec.name, *child_args]
+            with open(logs / f"{spec.name}.log", "a") as log:
+                rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+            if rc != 0:
+                failures[spec.name] = f"exit status {rc}; see {logs / (spec.name + '.log')}"
+            if progress:
+                with lock:
+                    status = "failed" if spec.name in failures else "done"
+                    print(f"[zoo {zoo.name}] {spec.name} {status} at {time.perf_counter() - t0:.0f}s", flush=True)
+        finally:
+            done[spec.name].set()
+
+    # Sources are submitted before the members that start from them, so a waiting member never
+    # holds a slot its source still needs to start.
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        for f in [pool.submit(one, s) for s in _sources_first(specs)]:
+            f.result()
+    results = []
+    for spec in specs:
+        sidecar = artifact_paths(run_dir, spec.name)["json"]
+        if spec.name not in failures and sidecar.exists():
+            results.append(TrainResult(spec.name, json.loads(sidecar.read_text())))
+        elif spec.name not in failures:
+            failures[spec.name] = "finished without writing its sidecar"
+    return ZooRun(results, failures)
+
+
+def _sources_first(specs: list) -> list:
+    """Specs ordered so that every init_from source comes before the members that use it."""
+    names = {s.name for s in specs}
+    ordered, placed = [], set()
+    pending = list(specs)
+    while pending:
+        ready = [s for s in pending if s.init_from not in names or s.init_from in placed]
+        if not ready:  # a cycle; the zoo validator forbids these, keep the order
+            ready = pending[:1]
+        for s in ready:
+            ordered.append(s)
+            placed.add(s.name)
+            pending.remove(s)
+    return ordered

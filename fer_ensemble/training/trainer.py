@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import warnings
 import shutil
 import time
@@ -28,7 +27,8 @@ from .._io import atomic_path, write_json, write_npz, write_text
 from ..data import FerData
 from ..data.augment import AugmentConfig
 from ..data.balance import class_weights
-from ..data.pipeline import DEFAULT_SCALING, eval_dataset, scale_images, train_dataset
+from ..data.augment import build_augmenter
+from ..data.pipeline import DEFAULT_SCALING, eval_arrays, eval_dataset, scale_images, train_batches, train_dataset
 from ..errors import TrainingError
 from ..models import ModelSpec, create_model
 from .metrics import classification_metrics
@@ -94,19 +94,32 @@ def _check_existing(stored: dict, spec: ModelSpec, fingerprint: str, where: Path
 
 
 def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, force: bool = False,
-                progress: bool = True, jit_compile: bool | str = False, tensorboard: bool = False) -> TrainResult:
+                progress: bool = True, jit_compile: bool | str = False, tensorboard: bool = False,
+                pipeline: str = "auto", time_limit: float | None = None) -> TrainResult:
     """Train `spec` on `data`, writing NAME.{h5,json,history.csv,preds.npz} into `out_dir`.
 
     Complete artifacts for the same spec and data are reused (skipped=True); an interrupted run
     resumes from its last finished epoch. `jit_compile` turns on XLA (it helps on GPUs and slows
-    CPU training 2-3x); `tensorboard` writes logs to out_dir/tensorboard/NAME.
+    CPU training 2-3x; JAX always compiles); `tensorboard` writes logs to out_dir/tensorboard/NAME.
+    `pipeline`: "tf" (tf.data, augmentation on the host), "arrays" (numpy batches, augmentation
+    inside the training model, on the device) or "auto" (tf under TensorFlow, else arrays).
+    `time_limit`: seconds of training after which the member stops at the end of its epoch and
+    is finished as usual (the sidecar records it); None trains to its epochs or early stop.
     """
     import keras
     import pandas as pd
-    import tensorflow as tf
 
-    from .callbacks import EpochProgress, LogLearningRate, SeedResumedState
-    from .device import device_name, precision_policy, strategy_scope
+    from .callbacks import EpochProgress, InnerModelCheckpoint, LogLearningRate, SeedResumedState, TimeLimit
+    from .device import backend, device_name, gpus, precision_policy, strategy_scope, versions
+
+    if pipeline == "auto":
+        pipeline = "tf" if backend() == "tensorflow" else "arrays"
+    if pipeline not in ("tf", "arrays"):
+        raise ValueError(f"unknown pipeline {pipeline!r}; expected auto, tf or arrays")
+    if pipeline == "tf" and backend() != "tensorflow":
+        raise TrainingError(f"pipeline 'tf' needs the TensorFlow backend (this is {backend()!r})")
+    if backend() == "jax":
+        jit_compile = True  # un-jitted JAX training runs op by op, orders of magnitude slower
 
     out_dir = Path(out_dir)
     paths = artifact_paths(out_dir, spec.name)
@@ -138,18 +151,35 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
         history_file.unlink()
 
     keras.utils.set_random_seed(spec.seed)
-    on_gpu = bool(tf.config.list_physical_devices("GPU"))
-    if not on_gpu:
+    if backend() == "tensorflow" and not gpus():
+        import tensorflow as tf
+
         tf.config.experimental.enable_op_determinism()
+    augment = AugmentConfig.from_dict(spec.augment)
+    # Built before the mixed policy is set: pixel interpolation stays float32.
+    device_augmenter = build_augmenter(augment, seed=spec.seed, dtype="float32") if augment and pipeline == "arrays" else None
+    if device_augmenter is not None and backend() == "jax":
+        # These layers opt out of XLA for TensorFlow's sake (ImageProjectiveTransform); their
+        # JAX implementation (affine_transform via map_coordinates) compiles, and without XLA a
+        # JAX train step runs op by op.
+        for layer in device_augmenter.layers:
+            layer.supports_jit = True
     policy = precision_policy(spec.mixed_precision)
     keras.mixed_precision.set_global_policy(policy)
     t0 = time.perf_counter()
     try:
-        augment = AugmentConfig.from_dict(spec.augment)
-        train_ds, steps = train_dataset(
-            data.train.x, data.train.y, data.num_classes, spec.batch_size, soft=data.train.soft,
-            augment=augment, balancing=spec.balancing, oversample_fraction=spec.oversample_fraction,
-            seed=spec.seed, steps_per_epoch=spec.steps_per_epoch or None)
+        weights = class_weights(data.train.y, data.num_classes) if spec.balancing == "class_weights" else None
+        common = dict(soft=data.train.soft, balancing=spec.balancing, oversample_fraction=spec.oversample_fraction,
+                      seed=spec.seed, steps_per_epoch=spec.steps_per_epoch or None)
+        if pipeline == "tf":
+            train_ds, steps = train_dataset(data.train.x, data.train.y, data.num_classes, spec.batch_size,
+                                            augment=augment, **common)
+            val_ds = eval_dataset(data.val.x, data.val.y, data.num_classes, soft=data.val.soft)
+        else:
+            train_ds, steps = train_batches(data.train.x, data.train.y, data.num_classes, spec.batch_size,
+                                            class_weight=weights, **common)
+            weights = None  # in the batches, as sample weights
+            val_ds = eval_arrays(data.val.x, data.val.y, data.num_classes, soft=data.val.soft)
         with strategy_scope():
             try:
                 net = create_model(spec.builder, input_shape=(*data.image_shape, 1),
@@ -164,9 +194,11 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
                 lr = keras.optimizers.schedules.CosineDecay(spec.learning_rate, decay_steps=steps * spec.epochs)
             opt = (keras.optimizers.Adam(lr) if spec.optimizer == "adam"
                    else keras.optimizers.SGD(lr, momentum=spec.momentum))
-            net.compile(optimizer=opt, loss=keras.losses.CategoricalCrossentropy(label_smoothing=spec.label_smoothing),
+            # The model that fit() sees: the member itself, or augmentation + member (on the
+            # device); checkpoints and the saved .h5 hold the member alone either way.
+            trained = net if device_augmenter is None else _augmented(net, device_augmenter)
+            trained.compile(optimizer=opt, loss=keras.losses.CategoricalCrossentropy(label_smoothing=spec.label_smoothing),
                         metrics=["accuracy"], jit_compile=jit_compile)
-        val_ds = eval_dataset(data.val.x, data.val.y, data.num_classes, soft=data.val.soft)
         best_ckpt = work / "best.h5"
         best_acc = None if history.empty else float(history["val_accuracy"].max())  # resume: keep the best
         # Callbacks with patience counters (re-seeded after a resume); with a cosine schedule the
@@ -178,11 +210,14 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
         callbacks = [
             keras.callbacks.BackupAndRestore(str(backup_dir)),
             *patient, keras.callbacks.TerminateOnNaN(), LogLearningRate(),
-            keras.callbacks.ModelCheckpoint(str(best_ckpt), monitor="val_accuracy", mode="max",
-                                            save_best_only=True, initial_value_threshold=best_acc),
+            InnerModelCheckpoint(net, str(best_ckpt), monitor="val_accuracy", mode="max",
+                                 save_best_only=True, initial_value_threshold=best_acc),
             keras.callbacks.CSVLogger(str(history_file), append=True),
             SeedResumedState(history, patient),
         ]
+        limit = TimeLimit(time_limit) if time_limit else None
+        if limit is not None:
+            callbacks.append(limit)
         if progress:
             callbacks.append(EpochProgress(spec.name, spec.epochs, initial_epoch))
         if tensorboard:
@@ -192,10 +227,10 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
                 raise TrainingError("--tensorboard needs the tensorboard package: "
                                     "pip install 'fer_ensemble[tensorboard]'")
             callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / "tensorboard" / spec.name)))
-        weights = class_weights(data.train.y, data.num_classes) if spec.balancing == "class_weights" else None
-        warnings.filterwarnings("ignore", message=".*shuffle=True. was passed")  # tf.data shuffles
-        fit = net.fit(train_ds, steps_per_epoch=steps, epochs=spec.epochs, validation_data=val_ds,
-                      callbacks=callbacks, class_weight=weights, verbose=0)
+        warnings.filterwarnings("ignore", message=".*shuffle=True. was passed")  # the pipeline shuffles
+        fit = trained.fit(train_ds, steps_per_epoch=steps, epochs=spec.epochs, validation_data=val_ds,
+                          callbacks=callbacks, class_weight=weights, verbose=0,
+                          **({} if pipeline == "tf" else {"validation_batch_size": 512}))
         losses = fit.history.get("loss", [])
         if losses and not np.isfinite(losses[-1]):
             raise TrainingError(f"model {spec.name!r}: loss became NaN at epoch {len(losses) + initial_epoch}; "
@@ -229,11 +264,12 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
         "final_learning_rate": float(hist[lr_col].iloc[-1]) if lr_col else None,
         "wall_time_s": round(wall, 2),
         "resumed_from_epoch": initial_epoch,
+        "stopped_by_time_limit": None if limit is None else limit.stopped_epoch is not None,
         "initialized_from": source,
         "device": device_name(),
         "precision": policy,
-        "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,
-                     "keras": keras.__version__, "numpy": np.__version__},
+        "pipeline": pipeline,
+        "versions": versions(),
         "metrics": {s: classification_metrics(data.split(s).y, probs[s], data.class_names) for s in ("val", "test")},
     }
     write_npz(paths["preds.npz"], val_proba=probs["val"], val_y=data.val.y, test_proba=probs["test"],
@@ -245,6 +281,14 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
     shutil.rmtree(work, ignore_errors=True)
     _remove_empty(out_dir / ".work")
     return TrainResult(spec.name, sidecar)
+
+
+def _augmented(net, augmenter):
+    """augmenter -> net as one model; the augmentation layers are identity outside training."""
+    import keras
+
+    inputs = keras.Input(net.input_shape[1:], name="image")
+    return keras.Model(inputs, net(augmenter(inputs)), name=f"{net.name}_train")
 
 
 def _warm_start(net, spec: ModelSpec, out_dir: Path, fingerprint: str, copy_weights: bool = True) -> dict:
