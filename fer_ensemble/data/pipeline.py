@@ -24,6 +24,17 @@ def scale_images(x: np.ndarray, scaling: dict = DEFAULT_SCALING) -> np.ndarray:
     return x[..., None] if x.ndim == 3 else x
 
 
+def _balanced(x, y, num_classes, soft, balancing, oversample_fraction, seed):
+    """The training images, labels and targets after the balancing step both pipelines share."""
+    if balancing == "oversample":
+        x, y, *rest = oversample(x, y, oversample_fraction, seed=seed, soft=soft)
+        soft = rest[0] if rest else None
+    elif balancing not in ("none", "batches", "class_weights"):
+        raise ValueError(f"unknown balancing {balancing!r}; expected none, oversample, batches or class_weights")
+    targets = soft.astype(np.float32) if soft is not None else np.eye(num_classes, dtype=np.float32)[y]
+    return x, y, targets
+
+
 def train_dataset(x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: int = 64, *,
                   soft: np.ndarray | None = None, augment: AugmentConfig | None = None,
                   balancing: str = "none", oversample_fraction: float = 0.6, seed: int = 0,
@@ -35,12 +46,7 @@ def train_dataset(x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: in
     """
     import tensorflow as tf
 
-    if balancing == "oversample":
-        x, y, *rest = oversample(x, y, oversample_fraction, seed=seed, soft=soft)
-        soft = rest[0] if rest else None
-    elif balancing not in ("none", "batches", "class_weights"):
-        raise ValueError(f"unknown balancing {balancing!r}; expected none, oversample, batches or class_weights")
-    targets = soft.astype(np.float32) if soft is not None else np.eye(num_classes, dtype=np.float32)[y]
+    x, y, targets = _balanced(x, y, num_classes, soft, balancing, oversample_fraction, seed)
     x_t = tf.constant(x)
     t_t = tf.constant(targets)
     steps = steps_per_epoch or max(1, len(y) // batch_size)
@@ -84,12 +90,7 @@ def train_batches(x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: in
     generator of (scaled float32 images, targets) numpy batches, and the steps per epoch.
     `class_weight` becomes a third element, per-sample weights (Keras takes no class_weight
     with generator input)."""
-    if balancing == "oversample":
-        x, y, *rest = oversample(x, y, oversample_fraction, seed=seed, soft=soft)
-        soft = rest[0] if rest else None
-    elif balancing not in ("none", "batches", "class_weights"):
-        raise ValueError(f"unknown balancing {balancing!r}; expected none, oversample, batches or class_weights")
-    targets = soft.astype(np.float32) if soft is not None else np.eye(num_classes, dtype=np.float32)[y]
+    x, y, targets = _balanced(x, y, num_classes, soft, balancing, oversample_fraction, seed)
     steps = steps_per_epoch or max(1, len(y) // batch_size)
     scale, offset = np.float32(scaling["scale"]), np.float32(scaling["offset"])
 
