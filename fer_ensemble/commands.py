@@ -80,7 +80,7 @@ def cmd_train_all(args) -> int:
 
     zoo = load_zoo(args.zoo)
     run = Path(args.run or f"runs/{zoo.name}")
-    data = _load_for_zoo(args, zoo)
+    data = _load_for_zoo(args, zoo)  # also with --jobs: a bad data file fails here once, not in N processes
     overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("seed", args.seed))
                  if v is not None}
     print(f"training zoo {zoo.name} ({len(zoo.models)} models) on {data.source} -> {run}", flush=True)
@@ -90,9 +90,9 @@ def cmd_train_all(args) -> int:
 
         result = train_parallel(zoo, run, _child_args(args, run), jobs=args.jobs)
     else:
-            result = train_all(zoo, data, run, only=[args.name] if args.name else None, overrides=overrides,
-                           force=args.force, tensorboard=args.tensorboard, jit_compile=args.xla,
-                           time_limit=args.time_limit)
+        result = train_all(zoo, data, run, only=[args.name] if args.name else None,
+                           overrides=overrides, force=args.force, tensorboard=args.tensorboard,
+                           jit_compile=args.xla, time_limit=args.time_limit)
     print(result.table())
     print(f"done in {time.perf_counter() - t:.0f}s")
     return 1 if result.failures else 0

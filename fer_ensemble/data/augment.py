@@ -53,4 +53,10 @@ def build_augmenter(cfg: AugmentConfig, seed: int | None = None, dtype: str | No
         layers.append(keras.layers.RandomContrast(cfg.contrast, value_range=(0, 1), **kw))
     if cfg.erasing:
         layers.append(keras.layers.RandomErasing(factor=cfg.erasing, scale=(0.02, 0.2), value_range=(0, 1), **kw))
+    if keras.backend.backend() == "jax":
+        # Rotation, translation and zoom opt out of XLA for TensorFlow's sake
+        # (ImageProjectiveTransform); their JAX implementation (map_coordinates) compiles, and a
+        # model with a non-jittable layer makes a JAX train step run op by op.
+        for layer in layers:
+            layer.supports_jit = True
     return keras.Sequential(layers, name="augment")

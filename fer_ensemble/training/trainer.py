@@ -157,13 +157,8 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
         tf.config.experimental.enable_op_determinism()
     augment = AugmentConfig.from_dict(spec.augment)
     # Built before the mixed policy is set: pixel interpolation stays float32.
-    device_augmenter = build_augmenter(augment, seed=spec.seed, dtype="float32") if augment and pipeline == "arrays" else None
-    if device_augmenter is not None and backend() == "jax":
-        # These layers opt out of XLA for TensorFlow's sake (ImageProjectiveTransform); their
-        # JAX implementation (affine_transform via map_coordinates) compiles, and without XLA a
-        # JAX train step runs op by op.
-        for layer in device_augmenter.layers:
-            layer.supports_jit = True
+    device_augmenter = (build_augmenter(augment, seed=spec.seed, dtype="float32")
+                        if augment and pipeline == "arrays" else None)
     policy = precision_policy(spec.mixed_precision)
     keras.mixed_precision.set_global_policy(policy)
     t0 = time.perf_counter()
