@@ -333,9 +333,11 @@ def cmd_experiment(args) -> int:
 
 @_register
 def _tta(sub, add_data_args):
-    p = sub.add_parser("tta", help="flip test-time augmentation for a run's members (updates their caches)")
+    p = sub.add_parser("tta", help="test-time augmentation for a run's members (updates their caches)")
     p.add_argument("run")
     p.add_argument("names", nargs="*", help="members (default: all with weights)")
+    p.add_argument("--mode", choices=("flip", "flip-shift"), default="flip",
+                   help="flip: image + mirror image (2 views); flip-shift: also shifted 2 px four ways (10 views)")
     p.add_argument("--data", required=True, help="the data the run was trained on")
     p.add_argument("--classes", choices=("fer7", "fer6"), default=None)
     p.set_defaults(func=cmd_tta)
@@ -345,15 +347,15 @@ def cmd_tta(args) -> int:
     import json
 
     from .data import load_data
-    from .ensemble.tta import flip_tta
+    from .ensemble.tta import apply_tta
 
     sidecar = next((p for p in sorted(Path(args.run).glob("*.json")) if p.name != "ensemble.json"), None)
     n_cls = len(json.loads(sidecar.read_text())["class_names"]) if sidecar else 7
     data = load_data(args.data, classes=args.classes or ("fer6" if n_cls == 6 else "fer7"))
-    changes = flip_tta(args.run, data, args.names or None)
+    changes = apply_tta(args.run, data, args.names or None, mode=args.mode)
     for name, ch in changes.items():
         print(f"{name}: " + ", ".join(f"{s} {a:.4f} -> {b:.4f}" for s, (a, b) in ch.items()))
     if not changes:
-        print("nothing to do (every member already uses flip TTA)")
+        print(f"nothing to do (every member already uses {args.mode} TTA)")
     print("re-run the search: the caches changed")
     return 0

@@ -17,6 +17,7 @@ from .. import _tf  # noqa: F401
 from .._io import write_json
 from ..errors import EnsembleError
 from .combine import METHODS, Stacker, combine, fit_weights
+from .views import MODES, predict_views, tta_views
 
 MANIFEST = "ensemble.json"
 MODEL_SUFFIXES = (".h5", ".keras")
@@ -43,7 +44,8 @@ class Member:
 
     @property
     def tta(self) -> str | None:
-        """"flip": the member's prediction is the mean over the image and its mirror image."""
+        """Test-time augmentation: None, "flip" or "flip-shift" (see `views`): the member's
+        prediction is the mean over those views of the image."""
         return self.sidecar.get("tta")
 
     def prepare(self, batch: np.ndarray) -> np.ndarray:
@@ -89,6 +91,9 @@ def load_member(directory: Path, name: str, sidecar: dict) -> Member:
     import keras
 
     path = model_path(directory, name, sidecar)
+    if sidecar.get("tta") not in (None, *MODES):
+        raise EnsembleError(f"{directory / name}.json: unknown test-time augmentation {sidecar['tta']!r}; "
+                            f"known: {', '.join(MODES)}")
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as e:
@@ -185,10 +190,7 @@ class Ensemble:
         out = []
         for m, order in zip(self.members, self._orders):
             xb = m.prepare(batch)
-            p = m.model.predict(xb, batch_size=256, verbose=0)
-            if m.tta == "flip":
-                p = (p + m.model.predict(xb[:, :, ::-1], batch_size=256, verbose=0)) / 2
-            out.append(p[:, order])
+            out.append(predict_views(m.model, xb, m.tta)[:, order])
         return np.stack(out)
 
     def combine(self, member_proba: np.ndarray) -> np.ndarray:
@@ -269,7 +271,7 @@ class Ensemble:
         import keras
         from keras import layers
 
-        from .layers import CombineMembers, HorizontalFlip
+        from .layers import CombineMembers, HorizontalFlip, Shift
 
         size = self.input_size
         inp = layers.Input((size, size, 1), name="pixels")
@@ -281,9 +283,15 @@ class Ensemble:
             x = layers.Rescaling(m.scaling["scale"], m.scaling["offset"], name=f"m{i}_scale")(x)
             sub = m.model
             sub.name = f"member_{i}_{m.name}"
-            p = sub(x)
-            if m.tta == "flip":
-                p = layers.Average(name=f"m{i}_tta")([p, sub(HorizontalFlip(name=f"m{i}_flip")(x))])
+            views = tta_views(m.tta, m.input_size)
+            if len(views) == 1:
+                p = sub(x)
+            else:
+                flipped = HorizontalFlip(name=f"m{i}_flip")(x)
+                inputs = [flipped if v.flip else x for v in views]
+                inputs = [Shift(v.dy, v.dx, name=f"m{i}_view{j}")(t) if (v.dy or v.dx) else t
+                          for j, (v, t) in enumerate(zip(views, inputs))]
+                p = layers.Average(name=f"m{i}_tta")([sub(t) for t in inputs])
             if not np.array_equal(order, np.arange(len(order))) or len(m.class_names) != len(self.class_names):
                 perm = np.zeros((len(m.class_names), len(self.class_names)), np.float32)
                 perm[order, np.arange(len(order))] = 1.0

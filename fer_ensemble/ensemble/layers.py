@@ -43,3 +43,30 @@ class HorizontalFlip(keras.layers.Layer):
 
     def call(self, inputs):
         return ops.flip(inputs, axis=2)
+
+
+@keras.saving.register_keras_serializable(package="fer_ensemble")
+class Shift(keras.layers.Layer):
+    """Move (N, H, W, C) image content by (dy, dx) pixels, filling the border with the nearest
+    pixel: the shifted views of "flip-shift" test-time augmentation (`views.apply_view`)."""
+
+    def __init__(self, dy: int = 0, dx: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.dy, self.dx = int(dy), int(dx)
+
+    @staticmethod
+    def _move(x, d: int, axis: int):
+        if d == 0:
+            return x
+        n = x.shape[axis]
+        if d > 0:     # repeat the first row/column d times, drop the last d
+            edge = ops.repeat(ops.take(x, [0], axis=axis), d, axis=axis)
+            return ops.concatenate([edge, ops.take(x, list(range(n - d)), axis=axis)], axis=axis)
+        edge = ops.repeat(ops.take(x, [n - 1], axis=axis), -d, axis=axis)
+        return ops.concatenate([ops.take(x, list(range(-d, n)), axis=axis), edge], axis=axis)
+
+    def call(self, inputs):
+        return self._move(self._move(inputs, self.dy, 1), self.dx, 2)
+
+    def get_config(self):
+        return {**super().get_config(), "dy": self.dy, "dx": self.dx}

@@ -1,6 +1,7 @@
-"""Flip test-time augmentation for saved members: each member's probabilities become the mean
-over the image and its mirror image. Recomputes the member's prediction cache and metrics and
-records `"tta": "flip"` in its sidecar, which `Ensemble` (loop and fused model) then follows."""
+"""Test-time augmentation for saved members: each member's probabilities become the mean over
+views of the image (`views`: "flip", the image and its mirror image; "flip-shift", those two also
+shifted by 2 pixels four ways). Recomputes the member's prediction cache and metrics and records
+`"tta": MODE` in its sidecar, which `Ensemble` (loop and fused model) then follows."""
 from __future__ import annotations
 
 import os
@@ -13,11 +14,22 @@ from ..data import FerData
 from ..errors import EnsembleError
 from ..training.metrics import classification_metrics
 from .ensemble import _sidecars, load_member
+from .views import MODES, view_probabilities
 
 
 def flip_tta(run_dir: str | os.PathLike, data: FerData, names: list[str] | None = None) -> dict[str, dict]:
-    """Apply flip TTA to `names` (default: every member with weights) of `run_dir`, on the data
-    they were trained on (checked by fingerprint). Returns name -> {split: (before, after) accuracy}."""
+    """`apply_tta` in "flip" mode."""
+    return apply_tta(run_dir, data, names, mode="flip")
+
+
+def apply_tta(run_dir: str | os.PathLike, data: FerData, names: list[str] | None = None,
+              mode: str = "flip") -> dict[str, dict]:
+    """Apply test-time augmentation `mode` to `names` (default: every member with weights) of
+    `run_dir`, on the data they were trained on (checked by fingerprint). Members already in
+    `mode` are skipped; a member in another mode is recomputed from its model. Returns
+    name -> {split: (without TTA, with `mode`) accuracy}."""
+    if mode not in MODES:
+        raise EnsembleError(f"unknown test-time augmentation {mode!r}; known: {', '.join(MODES)}")
     run = Path(run_dir)
     if not run.is_dir():
         raise EnsembleError(f"{run}: not a run directory")
@@ -29,7 +41,7 @@ def flip_tta(run_dir: str | os.PathLike, data: FerData, names: list[str] | None 
         if n not in sidecars:
             raise EnsembleError(f"{run}: no member {n!r} with weights; members: {', '.join(sidecars)}")
         side, side_file = sidecars[n], run / f"{n}.json"
-        if side.get("tta") == "flip":
+        if side.get("tta") == mode:
             continue
         if side.get("data_fingerprint") != data.fingerprint():
             raise EnsembleError(f"{side_file}: was trained on other data than {data.source} (fingerprint differs)")
@@ -40,17 +52,18 @@ def flip_tta(run_dir: str | os.PathLike, data: FerData, names: list[str] | None 
         probs, change = {}, {}
         for split in ("val", "test"):
             x = member.prepare(data.split(split).x.astype(np.float32)[..., None])
-            p = member.model.predict(x, batch_size=512, verbose=0)
-            pf = member.model.predict(x[:, :, ::-1], batch_size=512, verbose=0)
-            probs[split] = ((p + pf) / 2).astype(np.float32)
+            per_view = view_probabilities(member.model, x, mode, batch_size=512)
+            p = per_view[0]                                  # the identity view: no TTA
+            probs[split] = (sum(per_view[1:], p) / len(per_view)).astype(np.float32)
             y = data.split(split).y
             change[split] = (float((p.argmax(1) == y).mean()), float((probs[split].argmax(1) == y).mean()))
         write_npz(run / f"{n}.preds.npz", val_proba=probs["val"], val_y=data.val.y, test_proba=probs["test"],
                   test_y=data.test.y, class_names=np.array(side["class_names"]))
-        side["metrics_without_tta"] = side["metrics"]
+        # The metrics without TTA are kept from the first application, whatever came after.
+        side.setdefault("metrics_without_tta", side["metrics"])
         side["metrics"] = {s: classification_metrics(data.split(s).y, probs[s], side["class_names"])
                            for s in ("val", "test")}
-        side["tta"] = "flip"
+        side["tta"] = mode
         write_json(side_file, side)
         out[n] = change
     return out

@@ -188,3 +188,48 @@ def test_flip_tta_updates_caches_and_ensemble_follows(run_copy, tiny_data, tmp_p
     (tmp_path / "caches_only").mkdir()
     with pytest.raises(EnsembleError, match="caches_only: no members with weights"):
         flip_tta(tmp_path / "caches_only", tiny_data)
+
+
+def test_flip_shift_tta_loop_fused_and_mode_switches(run_copy, tiny_data, tmp_path):
+    import keras
+
+    from fer_ensemble.ensemble.tta import apply_tta
+    from fer_ensemble.ensemble.views import apply_view, tta_views
+
+    flip = apply_tta(run_copy, tiny_data, ["a_vgg"], mode="flip")
+    no_tta = json.loads((run_copy / "a_vgg.json").read_text())["metrics_without_tta"]
+    changes = apply_tta(run_copy, tiny_data, ["a_vgg"], mode="flip-shift")     # flip -> flip-shift
+    assert changes["a_vgg"]["test"][0] == flip["a_vgg"]["test"][0]             # the same no-TTA baseline
+    side = json.loads((run_copy / "a_vgg.json").read_text())
+    assert side["tta"] == "flip-shift" and side["metrics_without_tta"] == no_tta
+    model = keras.models.load_model(run_copy / "a_vgg.h5", compile=False, safe_mode=True)
+    x = tiny_data.test.x[:30].astype("float32")[..., None] / 255
+    by_hand = np.mean([model.predict(apply_view(x, v), verbose=0) for v in tta_views("flip-shift", 48)], axis=0)
+    i = load_caches(run_copy)["names"].index("a_vgg")
+    np.testing.assert_allclose(load_caches(run_copy)["test_proba"][i][:30], by_hand, atol=1e-6)
+    ens = Ensemble.load(run_copy)
+    looped, fused = ens.predict_proba(tiny_data.test.x[:30], fused=False), ens.predict_proba(tiny_data.test.x[:30])
+    np.testing.assert_allclose(looped, load_caches(run_copy)["test_proba"].mean(axis=0)[:30], atol=1e-5)
+    np.testing.assert_allclose(fused, looped, atol=1e-5)
+    path = tmp_path / "fused.h5"
+    ens.to_keras().save(path)
+    again = keras.models.load_model(path, compile=False, safe_mode=True)
+    np.testing.assert_allclose(again.predict(Ensemble.as_batch(tiny_data.test.x[:30]), verbose=0), fused, atol=1e-6)
+    with pytest.raises(EnsembleError, match="unknown test-time augmentation 'mirror'"):
+        apply_tta(run_copy, tiny_data, ["a_vgg"], mode="mirror")
+    side["tta"] = "mirror"
+    (run_copy / "a_vgg.json").write_text(json.dumps(side))
+    with pytest.raises(EnsembleError, match="a_vgg.json: unknown test-time augmentation 'mirror'"):
+        Ensemble.load(run_copy)
+
+
+def test_tta_command_runs_a_mode_end_to_end(run_copy, tiny_data, tmp_path, capsys):
+    from fer_ensemble.cli import main
+    from fer_ensemble.data import save_cache
+
+    data = save_cache(tiny_data, tmp_path / "tiny.npz")
+    assert main(["tta", str(run_copy), "b_sep", "--data", str(data), "--mode", "flip-shift"]) == 0
+    assert capsys.readouterr().out.startswith("b_sep: val ")
+    assert json.loads((run_copy / "b_sep.json").read_text())["tta"] == "flip-shift"
+    assert main(["tta", str(run_copy), "b_sep", "--data", str(data), "--mode", "flip-shift"]) == 0
+    assert "nothing to do (every member already uses flip-shift TTA)" in capsys.readouterr().out
