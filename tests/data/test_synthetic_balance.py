@@ -36,9 +36,10 @@ def test_synthetic_fer6():
 
 
 def test_synthetic_speed():
-    t = time.perf_counter()
+    # CPU time of this process, not wall time: other work on the machine must not fail the test.
+    t = time.process_time()
     make_synthetic(2000)
-    assert time.perf_counter() - t < 3.0  # 10k in < 3 s is benchmarked; keep CI headroom
+    assert time.process_time() - t < 3.0  # 10k in < 3 s is benchmarked; keep CI headroom
 
 
 def test_class_weights_formula():
