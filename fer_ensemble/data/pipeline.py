@@ -24,6 +24,11 @@ def scale_images(x: np.ndarray, scaling: dict = DEFAULT_SCALING) -> np.ndarray:
     return x[..., None] if x.ndim == 3 else x
 
 
+def _targets(y: np.ndarray, num_classes: int, soft: np.ndarray | None) -> np.ndarray:
+    """float32 training targets: the soft (FER+) distributions when given, else one-hot labels."""
+    return soft.astype(np.float32) if soft is not None else np.eye(num_classes, dtype=np.float32)[y]
+
+
 def _balanced(x, y, num_classes, soft, balancing, oversample_fraction, seed):
     """The training images, labels and targets after the balancing step both pipelines share."""
     if balancing == "oversample":
@@ -31,7 +36,7 @@ def _balanced(x, y, num_classes, soft, balancing, oversample_fraction, seed):
         soft = rest[0] if rest else None
     elif balancing not in ("none", "batches", "class_weights"):
         raise ValueError(f"unknown balancing {balancing!r}; expected none, oversample, batches or class_weights")
-    targets = soft.astype(np.float32) if soft is not None else np.eye(num_classes, dtype=np.float32)[y]
+    targets = _targets(y, num_classes, soft)
     return x, y, targets
 
 
@@ -109,7 +114,7 @@ def train_batches(x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: in
 def eval_arrays(x: np.ndarray, y: np.ndarray, num_classes: int, soft: np.ndarray | None = None,
                 scaling: dict = DEFAULT_SCALING) -> tuple[np.ndarray, np.ndarray]:
     """Scaled images and targets for validation without tf.data."""
-    targets = soft.astype(np.float32) if soft is not None else np.eye(num_classes, dtype=np.float32)[y]
+    targets = _targets(y, num_classes, soft)
     return scale_images(x, scaling), targets
 
 
@@ -121,5 +126,5 @@ def eval_dataset(x: np.ndarray, y: np.ndarray | None, num_classes: int, batch_si
     xs = scale_images(x, scaling)
     if y is None:
         return tf.data.Dataset.from_tensor_slices(xs).batch(batch_size)
-    targets = soft.astype(np.float32) if soft is not None else np.eye(num_classes, dtype=np.float32)[y]
+    targets = _targets(y, num_classes, soft)
     return tf.data.Dataset.from_tensor_slices((xs, targets)).batch(batch_size).prefetch(2)

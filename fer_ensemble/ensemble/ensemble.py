@@ -17,7 +17,7 @@ from .. import _tf  # noqa: F401
 from .._io import write_json
 from ..errors import EnsembleError
 from .combine import METHODS, Stacker, combine, fit_weights
-from .views import MODES, predict_views, tta_views
+from .views import check_mode, predict_views, tta_views
 
 MANIFEST = "ensemble.json"
 MODEL_SUFFIXES = (".h5", ".keras")
@@ -91,9 +91,7 @@ def load_member(directory: Path, name: str, sidecar: dict) -> Member:
     import keras
 
     path = model_path(directory, name, sidecar)
-    if sidecar.get("tta") not in (None, *MODES):
-        raise EnsembleError(f"{directory / name}.json: unknown test-time augmentation {sidecar['tta']!r}; "
-                            f"known: {', '.join(MODES)}")
+    check_mode(sidecar.get("tta"), where=f"{directory / name}.json")
     try:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as e:

@@ -14,7 +14,7 @@ from ..data import FerData
 from ..errors import EnsembleError
 from ..training.metrics import classification_metrics
 from .ensemble import _sidecars, load_member
-from .views import MODES, view_probabilities
+from .views import average, check_mode, view_probabilities
 
 
 def flip_tta(run_dir: str | os.PathLike, data: FerData, names: list[str] | None = None) -> dict[str, dict]:
@@ -28,8 +28,7 @@ def apply_tta(run_dir: str | os.PathLike, data: FerData, names: list[str] | None
     `run_dir`, on the data they were trained on (checked by fingerprint). Members already in
     `mode` are skipped; a member in another mode is recomputed from its model. Returns
     name -> {split: (without TTA, with `mode`) accuracy}."""
-    if mode not in MODES:
-        raise EnsembleError(f"unknown test-time augmentation {mode!r}; known: {', '.join(MODES)}")
+    check_mode(mode, allow_none=False)
     run = Path(run_dir)
     if not run.is_dir():
         raise EnsembleError(f"{run}: not a run directory")
@@ -54,7 +53,7 @@ def apply_tta(run_dir: str | os.PathLike, data: FerData, names: list[str] | None
             x = member.prepare(data.split(split).x.astype(np.float32)[..., None])
             per_view = view_probabilities(member.model, x, mode, batch_size=512)
             p = per_view[0]                                  # the identity view: no TTA
-            probs[split] = (sum(per_view[1:], p) / len(per_view)).astype(np.float32)
+            probs[split] = average(per_view).astype(np.float32)
             y = data.split(split).y
             change[split] = (float((p.argmax(1) == y).mean()), float((probs[split].argmax(1) == y).mean()))
         write_npz(run / f"{n}.preds.npz", val_proba=probs["val"], val_y=data.val.y, test_proba=probs["test"],

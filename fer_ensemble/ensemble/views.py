@@ -32,12 +32,19 @@ def shift_pixels(size: int) -> int:
     return max(1, round(size / 24))
 
 
+def check_mode(mode: str | None, where: str = "", allow_none: bool = True) -> None:
+    """Refuse a TTA mode this version does not know; `where` (a file) prefixes the message. None
+    (a member without TTA) is allowed unless `allow_none` is False."""
+    if (mode is not None or not allow_none) and mode not in MODES:
+        raise EnsembleError(f"{where + ': ' if where else ''}unknown test-time augmentation {mode!r}; "
+                            f"known: {', '.join(MODES)}")
+
+
 def tta_views(mode: str | None, size: int) -> list[View]:
     """The views a member in `mode` is averaged over; the identity comes first."""
+    check_mode(mode)
     if mode is None:
         return [View(False, 0, 0)]
-    if mode not in MODES:
-        raise EnsembleError(f"unknown test-time augmentation {mode!r}; known: {', '.join(MODES)}")
     offsets = [(0, 0)]
     if mode == "flip-shift":
         s = shift_pixels(size)
@@ -62,10 +69,14 @@ def view_probabilities(model, batch: np.ndarray, mode: str | None, batch_size: i
             for v in tta_views(mode, batch.shape[1])]
 
 
-def predict_views(model, batch: np.ndarray, mode: str | None, batch_size: int = 256) -> np.ndarray:
-    """A member's probabilities averaged over the views of `mode` (batch already prepared)."""
-    per_view = view_probabilities(model, batch, mode, batch_size)
+def average(per_view: list[np.ndarray]) -> np.ndarray:
+    """The mean of per-view probabilities, summed in view order as the fused model's Average does."""
     total = per_view[0]
-    for p in per_view[1:]:      # summed in view order, as the fused model's Average layer does
+    for p in per_view[1:]:
         total = total + p
     return total / len(per_view)
+
+
+def predict_views(model, batch: np.ndarray, mode: str | None, batch_size: int = 256) -> np.ndarray:
+    """A member's probabilities averaged over the views of `mode` (batch already prepared)."""
+    return average(view_probabilities(model, batch, mode, batch_size))

@@ -25,9 +25,8 @@ import numpy as np
 from .. import _tf  # noqa: F401
 from .._io import atomic_path, write_json, write_npz, write_text
 from ..data import FerData
-from ..data.augment import AugmentConfig
+from ..data.augment import AugmentConfig, build_augmenter
 from ..data.balance import class_weights
-from ..data.augment import build_augmenter
 from ..data.pipeline import DEFAULT_SCALING, eval_arrays, eval_dataset, scale_images, train_batches, train_dataset
 from ..errors import TrainingError
 from ..models import ModelSpec, create_model
