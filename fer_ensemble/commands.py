@@ -117,6 +117,9 @@ def _search(sub, add_data_args):
                    help="comma-separated: mean, accuracy, recall, vote, geometric, stacking")
     p.add_argument("--min-size", type=int, default=1)
     p.add_argument("--max-size", type=int)
+    p.add_argument("--exhaustive-limit", type=int, default=None, metavar="N",
+                   help="try every subset when a method has at most N (default 2^20, ~1M: 20 members); "
+                        "larger zoos get greedy forward selection. Cost doubles with each member")
     p.set_defaults(func=cmd_search)
 
 
@@ -130,7 +133,8 @@ def cmd_search(args) -> int:
         raise EnsembleError(f"unknown method(s) {bad}; choose from {METHODS}")
     t = time.perf_counter()
     result, text = search_run(args.run, methods=[m for m in methods if m != "stacking"],
-                              min_size=args.min_size, max_size=args.max_size, stacking="stacking" in methods)
+                              min_size=args.min_size, max_size=args.max_size, stacking="stacking" in methods,
+                              exhaustive_limit=args.exhaustive_limit)
     print(text)
     print(f"\nwrote {Path(args.run) / 'search.csv'} and {Path(args.run) / 'ensemble.json'} "
           f"({time.perf_counter() - t:.1f}s)")

@@ -46,14 +46,19 @@ def per_class_accuracy(proba: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
 
 
 def search_run(run_dir: str | os.PathLike, methods=("mean", "accuracy", "recall"), min_size: int = 1,
-               max_size: int | None = None, stacking: bool = False) -> tuple[SearchResult, str]:
+               max_size: int | None = None, stacking: bool = False,
+               exhaustive_limit: int | None = None) -> tuple[SearchResult, str]:
     """Search `run_dir`'s caches; write search.csv and ensemble.json; return (result, report text)."""
     run_dir = Path(run_dir)
     c = load_caches(run_dir)
     names, vp, tp, vy, ty, cls = (c["names"], c["val_proba"], c["test_proba"], c["val_y"], c["test_y"],
                                   c["class_names"])
     methods = tuple(methods) + (("stacking",) if stacking and "stacking" not in methods else ())
-    result = search_subsets(names, vp, vy, tp, ty, methods=methods, min_size=min_size, max_size=max_size)
+    try:
+        result = search_subsets(names, vp, vy, tp, ty, methods=methods, min_size=min_size, max_size=max_size,
+                                exhaustive_limit=exhaustive_limit)
+    except ValueError as e:   # bad size bounds or limit: name the run, no traceback
+        raise EnsembleError(f"{run_dir}: {e}") from None
     with atomic_path(run_dir / "search.csv") as tmp:
         result.table.to_csv(tmp, index=False)
     win = result.winner

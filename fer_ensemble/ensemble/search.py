@@ -17,7 +17,7 @@ import numpy as np
 
 from .combine import SEARCHABLE, Stacker, combine, fit_weights, member_accuracy, member_recall
 
-EXHAUSTIVE_LIMIT = 2 ** 20   # subsets per method; larger zoos use greedy selection
+EXHAUSTIVE_LIMIT = 2 ** 20   # default subsets per method; larger zoos use greedy selection (--exhaustive-limit)
 LOW_BITS = {"pruned": 6, "recall": 8}  # measured best split sizes (bench_search.py)
 NUMBA_LOW_BITS = 7                      # low subsets settled by one bound check in the compiled kernel
 _EPS = 1e-7
@@ -204,7 +204,13 @@ def _subset_correct_numba(contrib, denom, y, method, proba) -> np.ndarray:
 
 
 def _popcount(masks: np.ndarray) -> np.ndarray:
-    return np.unpackbits(masks.astype(">u4").view(np.uint8).reshape(-1, 4), axis=1).sum(axis=1)
+    if hasattr(np, "bitwise_count"):   # numpy >= 2.0
+        return np.bitwise_count(masks).astype(np.int64)
+    # bit by bit: unpackbits would need 32 bytes per mask (over 500 MB at 2^24 subsets)
+    out = np.zeros(masks.shape, dtype=np.int64)
+    for i in range(int(masks.max()).bit_length() if masks.size else 0):
+        out += (masks >> i) & 1
+    return out
 
 
 @dataclass
@@ -249,10 +255,13 @@ def greedy_select(method: str, val_proba: np.ndarray, val_y: np.ndarray, steps: 
 
 def search_subsets(names: list[str], val_proba: np.ndarray, val_y: np.ndarray, test_proba: np.ndarray,
                    test_y: np.ndarray, methods=("mean", "accuracy", "recall"), min_size: int = 1,
-                   max_size: int | None = None, top: int = 2000, stacking: bool = True) -> SearchResult:
+                   max_size: int | None = None, top: int = 2000, stacking: bool = True,
+                   exhaustive_limit: int | None = None) -> SearchResult:
     """Rank every subset (size in [min_size, max_size]) of every method by validation accuracy.
 
-    Ties go to the smaller ensemble. Test accuracy is reported, never used for selection.
+    Ties go to the smaller ensemble. Test accuracy is reported, never used for selection. Zoos with
+    more than `exhaustive_limit` subsets (default EXHAUSTIVE_LIMIT) get greedy forward selection;
+    the exhaustive cost grows as 2^M, whatever the size bounds.
     """
     import pandas as pd
 
@@ -262,7 +271,10 @@ def search_subsets(names: list[str], val_proba: np.ndarray, val_y: np.ndarray, t
         raise ValueError(f"need 1 <= min_size <= max_size <= {m}, got {min_size}, {max_size}")
     n_val, n_test = len(val_y), len(test_y)
     rows, evaluated = [], {}
-    exhaustive = 2 ** m - 1 <= EXHAUSTIVE_LIMIT
+    limit = EXHAUSTIVE_LIMIT if exhaustive_limit is None else exhaustive_limit
+    if limit < 0:
+        raise ValueError(f"exhaustive_limit must be >= 0, got {limit}")
+    exhaustive = 2 ** m - 1 <= limit
     for method in methods:
         if method == "stacking":
             continue

@@ -97,6 +97,26 @@ def test_greedy_when_too_many_subsets(monkeypatch):
     assert res.winner["val_accuracy"] >= max(singles)
 
 
+def test_exhaustive_limit_is_a_parameter():
+    """The limit picks the mode per call; above it the greedy fallback, at or below it every subset."""
+    vp, vy = _problem(6, 200, seed=7)
+    tp, ty = _problem(6, 200, seed=8)
+    names = [f"m{i}" for i in range(6)]
+    assert search_subsets(names, vp, vy, tp, ty, methods=("mean",), exhaustive_limit=62).search == "greedy"
+    full = search_subsets(names, vp, vy, tp, ty, methods=("mean",), exhaustive_limit=63)
+    assert full.search == "exhaustive" and full.evaluated["mean"] == 63
+    with pytest.raises(ValueError, match="exhaustive_limit"):
+        search_subsets(names, vp, vy, tp, ty, exhaustive_limit=-1)
+
+
+def test_popcount_counts_bits(monkeypatch):
+    masks = np.array([0, 1, 2, 3, 7, 2 ** 22 + 5, 2 ** 23 - 1], dtype=np.int64)
+    expect = [bin(int(x)).count("1") for x in masks]
+    assert search_mod._popcount(masks).tolist() == expect
+    monkeypatch.delattr(np, "bitwise_count", raising=False)   # the numpy 1.x path
+    assert search_mod._popcount(masks).tolist() == expect
+
+
 def test_stacking_is_cross_validated():
     vp, vy = _problem(4, 400, seed=7)
     tp, ty = _problem(4, 300, seed=8)

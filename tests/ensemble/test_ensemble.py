@@ -129,6 +129,11 @@ def test_cli_search_and_import_errors(run_copy, capsys):
     assert "chosen:" in out and "stacking" in out
     assert main(["search", str(run_copy), "--methods", "median"]) == 2
     assert "unknown method" in capsys.readouterr().err
+    assert main(["search", str(run_copy), "--exhaustive-limit", "0"]) == 0   # greedy fallback on request
+    assert "search: greedy" in capsys.readouterr().out
+    assert json.loads((run_copy / "ensemble.json").read_text())["search"] == "greedy"
+    assert main(["search", str(run_copy), "--min-size", "9"]) == 2           # names the run, no traceback
+    assert f"{run_copy}: need 1 <= min_size" in capsys.readouterr().err
     assert main(["import", str(run_copy / "a_vgg.h5"), "--labels", "a,b"]) == 2
     assert "7 outputs but 2 labels" in capsys.readouterr().err
 
