@@ -2,8 +2,10 @@
 
 A zoo file has an optional [zoo] table (name, classes), an optional [defaults] table of training
 settings, and one [[model]] table per member (name, builder, args, and any training setting).
-A member with `init_from` inherits its source's builder and args. Everything is validated on load;
-errors name the file, the model entry and the key.
+A member with `init_from` inherits its source's builder and args. A member with `like = "NAME"`
+copies every setting of that earlier entry except its name (another seed of one recipe restates
+only `seed`); its own keys override. Everything is validated on load; errors name the file, the
+model entry and the key.
 """
 from __future__ import annotations
 
@@ -141,9 +143,11 @@ def zoo_from_dict(raw: dict, path: str = "zoo") -> Zoo:
     models, seen = [], set()
     for i, entry in enumerate(entries):
         label = entry.get("name", f"#{i + 1}")
-        merged = {**defaults, **entry}
-        source = _init_source(merged, models, f"{path}: model {label!r}")
-        if source is not None:
+        template = _earlier(entry, "like", models, f"{path}: model {label!r}")
+        base = {k: v for k, v in template.to_dict().items() if k != "name"} if template else {}
+        merged = {**defaults, **base, **{k: v for k, v in entry.items() if k != "like"}}
+        source = _earlier(merged, "init_from", models, f"{path}: model {label!r}")
+        if source is not None and template is None:
             # A warm start needs its source's architecture, so it is inherited unless restated.
             merged.update({k: getattr(source, k) for k in ("builder", "args") if k not in entry})
         spec = _validated(merged, where=f"{path}: model {label!r}")
@@ -157,14 +161,16 @@ def zoo_from_dict(raw: dict, path: str = "zoo") -> Zoo:
     return Zoo(name=meta.get("name", Path(path).stem), classes=classes, models=tuple(models), path=str(path))
 
 
-def _init_source(entry: dict, earlier: list[ModelSpec], where: str) -> ModelSpec | None:
-    """The earlier member an entry warm-starts from (None without `init_from`). A warm start copies
-    weights layer by layer, so the source must be trained first: an earlier entry."""
-    name = entry.get("init_from", "")
+def _earlier(entry: dict, key: str, earlier: list[ModelSpec], where: str) -> ModelSpec | None:
+    """The earlier member that `key` names: `init_from` (a warm start copies weights layer by layer,
+    so its source is trained first) or `like` (a recipe template). None when the key is absent."""
+    name = entry.get(key, "")
+    if key == "like" and not isinstance(name, str):
+        raise ModelError(f"{where}: 'like' must name an earlier [[model]] entry, got {name!r}")
     if not name or not isinstance(name, str):
-        return None  # absent, or a wrong type that _validated reports
+        return None  # absent, or a wrong init_from type that _validated reports
     source = next((m for m in earlier if m.name == name), None)
     if source is None:
-        raise ModelError(f"{where}: init_from {name!r} must name an earlier [[model]] entry; "
+        raise ModelError(f"{where}: {key} {name!r} must name an earlier [[model]] entry; "
                          f"earlier: {', '.join(m.name for m in earlier) or 'none'}")
     return source

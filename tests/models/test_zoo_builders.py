@@ -87,6 +87,8 @@ def test_quick_zoo_builds():
     ('[[model]]\nname="a"\nbuilder="vgg_v0"\n[[model]]\nname="b"\nargs={filters=[8,16,32,64]}\ninit_from="a"\n',
      "model 'b': init_from 'a' has a different builder or args"),
     ('[[model]]\nname="b"\ninit_from="a"\n', "model 'b': init_from 'a' must name an earlier"),
+    ('[[model]]\nname="b"\nlike="a"\n', "model 'b': like 'a' must name an earlier"),
+    ('[[model]]\nname="a"\nbuilder="vgg_v0"\n[[model]]\nname="b"\nlike=3\n', "model 'b': 'like' must name"),
 ])
 def test_zoo_validation(tmp_path, text, message):
     p = tmp_path / "z.toml"
@@ -108,6 +110,34 @@ def test_init_from_inherits_architecture(tmp_path):
     assert (a_ft.builder, a_ft.args) == (a_ft2.builder, a_ft2.args) == ("sepnet", {"filters": (8, 16, 32, 64), "dropout": 0.1})
     assert a_ft.learning_rate == 0.0005 and a_ft.epochs == 3
     assert ModelSpec.from_dict(a_ft.to_dict()) == a_ft
+
+
+def test_like_copies_an_earlier_recipe(tmp_path):
+    """`like` copies every setting but the name, over [defaults]; the entry's own keys win. A copy
+    of a warm start keeps its init_from unless it restates one."""
+    p = tmp_path / "z.toml"
+    p.write_text('[defaults]\nepochs=3\n'
+                 '[[model]]\nname="a"\nbuilder="sepnet"\nargs={filters=[8,16,32,64]}\nepochs=7\nseed=1\n'
+                 'label_smoothing=0.1\n'
+                 '[[model]]\nname="b"\nlike="a"\nseed=2\n'
+                 '[[model]]\nname="a_ft"\ninit_from="a"\nlearning_rate=0.0005\nseed=3\n'
+                 '[[model]]\nname="b_ft"\nlike="a_ft"\ninit_from="b"\nseed=4\n'
+                 '[[model]]\nname="a_ft_again"\nlike="a_ft"\nseed=5\n')
+    a, b, a_ft, b_ft, again = load_zoo(p).models
+    assert b.replace(name="a", seed=1) == a and b.epochs == 7 and b.label_smoothing == 0.1
+    assert b_ft.replace(name="a_ft", init_from="a", seed=3) == a_ft
+    assert again.init_from == "a" and again.learning_rate == 0.0005
+    assert "like" not in b.to_dict()   # resolved on load: sidecars store the full recipe
+
+
+def test_cpu_zoo_seeds_share_one_recipe():
+    """cpu.toml writes its VGG recipe once; the other seeds and their restarts differ in seed only."""
+    zoo = load_zoo("models_zoo/cpu.toml")
+    s, s_ft = zoo.get("vgg_s32"), zoo.get("vgg_s32_ft")
+    for tag in "tuv":
+        assert zoo.get(f"vgg_{tag}32").replace(name="vgg_s32", seed=s.seed) == s
+        ft = zoo.get(f"vgg_{tag}32_ft")
+        assert ft.replace(name="vgg_s32_ft", init_from="vgg_s32", seed=s_ft.seed) == s_ft
 
 
 def test_spec_roundtrip():
