@@ -120,6 +120,9 @@ def _search(sub, add_data_args):
     p.add_argument("--exhaustive-limit", type=int, default=None, metavar="N",
                    help="try every subset when a method has at most N (default 2^20, ~1M: 20 members); "
                         "larger zoos get greedy forward selection. Cost doubles with each member")
+    p.add_argument("--top-members", type=int, default=None, metavar="K",
+                   help="search only the K members with the best validation accuracy (keeps an "
+                        "exhaustive search affordable as the zoo grows)")
     p.set_defaults(func=cmd_search)
 
 
@@ -134,7 +137,7 @@ def cmd_search(args) -> int:
     t = time.perf_counter()
     result, text = search_run(args.run, methods=[m for m in methods if m != "stacking"],
                               min_size=args.min_size, max_size=args.max_size, stacking="stacking" in methods,
-                              exhaustive_limit=args.exhaustive_limit)
+                              exhaustive_limit=args.exhaustive_limit, top_members=args.top_members)
     print(text)
     print(f"\nwrote {Path(args.run) / 'search.csv'} and {Path(args.run) / 'ensemble.json'} "
           f"({time.perf_counter() - t:.1f}s)")

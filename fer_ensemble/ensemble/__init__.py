@@ -2,9 +2,9 @@
 from .combine import METHODS, SEARCHABLE, Stacker, combine, fit_weights
 from .ensemble import MANIFEST, Ensemble, Member, write_manifest
 from .layers import CombineMembers
-from .run_search import load_caches, manifest_proba, search_run
+from .run_search import keep_top_members, load_caches, manifest_proba, search_run
 from .search import SearchResult, brute_force_accuracy, greedy_select, search_subsets, subset_correct
 
 __all__ = ["Ensemble", "Member", "METHODS", "SEARCHABLE", "combine", "fit_weights", "Stacker", "search_subsets",
-           "search_run", "load_caches", "manifest_proba", "subset_correct", "greedy_select", "brute_force_accuracy",
+           "search_run", "keep_top_members", "load_caches", "manifest_proba", "subset_correct", "greedy_select", "brute_force_accuracy",
            "SearchResult", "write_manifest", "MANIFEST", "CombineMembers"]

@@ -40,6 +40,23 @@ def load_caches(run_dir: str | os.PathLike) -> dict:
             "test_y": ref["test_y"], "class_names": [str(c) for c in ref["class_names"]]}
 
 
+def keep_top_members(caches: dict, k: int) -> dict:
+    """Keep the k members with the highest validation accuracy (ties: earlier name first).
+
+    A validation-only rule that bounds the exhaustive search (2^M subsets) as zoos grow; test
+    predictions play no part in it.
+    """
+    m = len(caches["names"])
+    if k < 1:
+        raise ValueError(f"top_members must be >= 1, got {k}")
+    if k >= m:
+        return caches
+    acc = (caches["val_proba"].argmax(axis=2) == caches["val_y"][None]).mean(axis=1)
+    keep = sorted(sorted(range(m), key=lambda i: (-acc[i], caches["names"][i]))[:k])
+    return {**caches, "names": [caches["names"][i] for i in keep],
+            "val_proba": caches["val_proba"][keep], "test_proba": caches["test_proba"][keep]}
+
+
 def per_class_accuracy(proba: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
     pred = proba.argmax(axis=1)
     return np.array([(pred[y == c] == c).mean() if (y == c).any() else np.nan for c in range(n)])
@@ -47,10 +64,20 @@ def per_class_accuracy(proba: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
 
 def search_run(run_dir: str | os.PathLike, methods=("mean", "accuracy", "recall"), min_size: int = 1,
                max_size: int | None = None, stacking: bool = False,
-               exhaustive_limit: int | None = None) -> tuple[SearchResult, str]:
-    """Search `run_dir`'s caches; write search.csv and ensemble.json; return (result, report text)."""
+               exhaustive_limit: int | None = None,
+               top_members: int | None = None) -> tuple[SearchResult, str]:
+    """Search `run_dir`'s caches; write search.csv and ensemble.json; return (result, report text).
+
+    `top_members=K` searches only the K members with the best validation accuracy.
+    """
     run_dir = Path(run_dir)
     c = load_caches(run_dir)
+    pool = len(c["names"])
+    if top_members is not None:
+        try:
+            c = keep_top_members(c, top_members)
+        except ValueError as e:
+            raise EnsembleError(f"{run_dir}: {e}") from None
     names, vp, tp, vy, ty, cls = (c["names"], c["val_proba"], c["test_proba"], c["val_y"], c["test_y"],
                                   c["class_names"])
     methods = tuple(methods) + (("stacking",) if stacking and "stacking" not in methods else ())
@@ -72,8 +99,12 @@ def search_run(run_dir: str | os.PathLike, methods=("mean", "accuracy", "recall"
         weights = fit_weights(win["method"], vp[idx], vy)
     write_manifest(run_dir, members, win["method"], cls, weights, stacking=st, extra={
         "val_accuracy": win["val_accuracy"], "test_accuracy": win["test_accuracy"], "search": result.search,
-        "evaluated": result.evaluated, "min_size": min_size, "max_size": max_size or len(names)})
-    return result, leaderboard(result, c)
+        "evaluated": result.evaluated, "min_size": min_size, "max_size": max_size or len(names),
+        "candidates": len(names), "pool": pool})
+    text = leaderboard(result, c)
+    if len(names) < pool:
+        text = f"candidates: the {len(names)} of {pool} members with the best validation accuracy\n" + text
+    return result, text
 
 
 def leaderboard(result: SearchResult, caches: dict, top: int = 10) -> str:

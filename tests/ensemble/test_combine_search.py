@@ -164,3 +164,41 @@ def test_search_over_more_than_eight_members_reports_test_accuracy():
     for method, row in res.best.items():
         idx = [names.index(x) for x in row["members"].split("+")]
         assert row["test_accuracy"] == pytest.approx(brute_force_accuracy(method, idx, tp, ty, vp, vy))
+
+
+def _write_caches(run, vp, vy, tp, ty, names):
+    for i, name in enumerate(names):
+        np.savez(run / f"{name}.preds.npz", val_proba=vp[i], val_y=vy, test_proba=tp[i], test_y=ty,
+                 class_names=np.array([f"c{k}" for k in range(vp.shape[2])]))
+
+
+def test_top_members_keeps_the_best_by_validation_only(tmp_path):
+    """--top-members K: the pool is cut to the K best members on validation; a member that is
+    perfect on test but weak on validation is dropped, and ensemble.json records the cut."""
+    import json
+
+    from fer_ensemble.ensemble import keep_top_members, load_caches, search_run
+    from fer_ensemble.errors import EnsembleError
+
+    vp, vy = _problem(6, 300, seed=11)
+    tp, ty = _problem(6, 300, seed=12)
+    vp[5] = np.eye(7)[(vy + 1) % 7]            # m5: always wrong on validation ...
+    tp[5] = np.eye(7)[ty]                      # ... and always right on test
+    names = [f"m{i}" for i in range(6)]
+    _write_caches(tmp_path, vp, vy, tp, ty, names)
+    acc = (vp.argmax(2) == vy).mean(1)
+    expect = sorted(names[i] for i in np.argsort(-acc, kind="stable")[:3])
+
+    kept = keep_top_members(load_caches(tmp_path), 3)
+    assert kept["names"] == expect and kept["val_proba"].shape[0] == 3
+    np.testing.assert_array_equal(kept["test_proba"], tp[[names.index(n) for n in expect]])
+    assert keep_top_members(load_caches(tmp_path), 99)["names"] == names   # K >= M: unchanged
+
+    result, text = search_run(tmp_path, methods=("mean",), top_members=3)
+    assert result.evaluated["mean"] == 7                                      # 2^3 - 1 subsets
+    assert set(result.winner["members"].split("+")) <= set(expect)
+    assert text.startswith("candidates: the 3 of 6 members")
+    manifest = json.loads((tmp_path / "ensemble.json").read_text())
+    assert manifest["candidates"] == 3 and manifest["pool"] == 6
+    with pytest.raises(EnsembleError, match=f"{tmp_path}: top_members must be >= 1"):
+        search_run(tmp_path, top_members=0)

@@ -134,6 +134,11 @@ def test_cli_search_and_import_errors(run_copy, capsys):
     assert json.loads((run_copy / "ensemble.json").read_text())["search"] == "greedy"
     assert main(["search", str(run_copy), "--min-size", "9"]) == 2           # names the run, no traceback
     assert f"{run_copy}: need 1 <= min_size" in capsys.readouterr().err
+    assert main(["search", str(run_copy), "--top-members", "1"]) == 0        # the best member alone
+    assert "candidates: the 1 of 2 members" in capsys.readouterr().out
+    assert json.loads((run_copy / "ensemble.json").read_text())["candidates"] == 1
+    assert main(["search", str(run_copy), "--top-members", "0"]) == 2
+    assert f"{run_copy}: top_members must be >= 1" in capsys.readouterr().err
     assert main(["import", str(run_copy / "a_vgg.h5"), "--labels", "a,b"]) == 2
     assert "7 outputs but 2 labels" in capsys.readouterr().err
 
