@@ -134,10 +134,18 @@ def test_cpu_zoo_seeds_share_one_recipe():
     """cpu.toml writes its VGG recipe once; the other seeds and their restarts differ in seed only."""
     zoo = load_zoo("models_zoo/cpu.toml")
     s, s_ft = zoo.get("vgg_s32"), zoo.get("vgg_s32_ft")
-    for tag in "tuv":
+    for tag in "tuvw":
         assert zoo.get(f"vgg_{tag}32").replace(name="vgg_s32", seed=s.seed) == s
         ft = zoo.get(f"vgg_{tag}32_ft")
         assert ft.replace(name="vgg_s32_ft", init_from="vgg_s32", seed=s_ft.seed) == s_ft
+    snap = zoo.get("vgg_u32_ft2")     # every snapshot restart: one recipe, from the previous phase
+    sources = {"vgg_s32_ft2": "vgg_s32_ft", "vgg_t32_ft2": "vgg_t32_ft", "vgg_v32_ft2": "vgg_v32_ft",
+               "vgg_v32_ft3": "vgg_v32_ft2", "vgg_w32_ft2": "vgg_w32_ft", "vgg_w32_ft3": "vgg_w32_ft2",
+               "vgg_w32_ft4": "vgg_w32_ft3"}
+    for name, source in sources.items():
+        spec = zoo.get(name)
+        assert spec.init_from == source
+        assert spec.replace(name=snap.name, init_from=snap.init_from, seed=snap.seed) == snap
 
 
 def test_spec_roundtrip():
