@@ -6,5 +6,5 @@ from .run_search import keep_top_members, load_caches, manifest_proba, search_ru
 from .search import SearchResult, brute_force_accuracy, greedy_select, search_subsets, subset_correct
 
 __all__ = ["Ensemble", "Member", "METHODS", "SEARCHABLE", "combine", "fit_weights", "Stacker", "search_subsets",
-           "search_run", "keep_top_members", "load_caches", "manifest_proba", "subset_correct", "greedy_select", "brute_force_accuracy",
-           "SearchResult", "write_manifest", "MANIFEST", "CombineMembers"]
+           "search_run", "keep_top_members", "load_caches", "manifest_proba", "subset_correct", "greedy_select",
+           "brute_force_accuracy", "SearchResult", "write_manifest", "MANIFEST", "CombineMembers"]

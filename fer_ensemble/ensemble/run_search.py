@@ -9,7 +9,7 @@ import numpy as np
 
 from .._io import atomic_path
 from ..errors import EnsembleError
-from .combine import Stacker, combine, fit_weights
+from .combine import Stacker, combine, fit_weights, member_accuracy
 from .ensemble import write_manifest
 from .search import SearchResult, search_subsets
 
@@ -51,7 +51,7 @@ def keep_top_members(caches: dict, k: int) -> dict:
         raise ValueError(f"top_members must be >= 1, got {k}")
     if k >= m:
         return caches
-    acc = (caches["val_proba"].argmax(axis=2) == caches["val_y"][None]).mean(axis=1)
+    acc = member_accuracy(caches["val_proba"], caches["val_y"])
     keep = sorted(sorted(range(m), key=lambda i: (-acc[i], caches["names"][i]))[:k])
     return {**caches, "names": [caches["names"][i] for i in keep],
             "val_proba": caches["val_proba"][keep], "test_proba": caches["test_proba"][keep]}
