@@ -132,7 +132,7 @@ def leaderboard(result: SearchResult, caches: dict, top: int = 10) -> str:
     for i, n in enumerate(names):
         pc = per_class_accuracy(tp[i], ty, len(cls))
         rows.append(f"{n[:22]:<22}" + "".join(f"{v * 100:9.2f}" for v in pc) + f"{(tp[i].argmax(1) == ty).mean() * 100:9.2f}")
-    best_single = max(range(len(names)), key=lambda i: (vp[i].argmax(1) == vy).mean())
+    best_single = int(np.argmax(member_accuracy(vp, vy)))   # first of equals, as max() took
     lines += ["", "per-class test accuracy (%):", *rows, "",
               f"chosen: {result.winner['method']} over {result.winner['members']} "
               f"(val {result.winner['val_accuracy']:.4f}, test {result.winner['test_accuracy']:.4f}); "
