@@ -16,7 +16,15 @@ def _load_for_zoo(args, zoo):
     from .data import load_data
 
     classes = getattr(args, "classes", None) or zoo.classes
-    return load_data(args.data, classes=classes, seed=getattr(args, "data_seed", 0))
+    data = load_data(args.data, classes=classes, seed=getattr(args, "data_seed", 0))
+    if getattr(args, "ferplus", None):
+        from .data import attach_ferplus_votes
+        from .errors import DataError
+
+        if str(args.data).startswith("synthetic"):
+            raise DataError(f"--ferplus {args.ferplus}: FER+ votes belong to FER2013; the synthetic set has none")
+        data = attach_ferplus_votes(data, args.data, args.ferplus)
+    return data
 
 
 @_register
@@ -57,6 +65,8 @@ def _train_args(p, add_data_args):
     p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data set")
     p.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs to RUN/tensorboard/")
     p.add_argument("--xla", action="store_true", help="compile with XLA (helps on GPUs, slows CPUs)")
+    p.add_argument("--ferplus", metavar="CSV", help="FER+ fer2013new.csv: crowd votes of the Training images, "
+                   "blended into the targets of members that set ferplus_targets")
     p.add_argument("--time-limit", type=float, metavar="SECONDS",
                    help="stop each member after this much training and finish it as usual (a GPU lease)")
 
@@ -102,7 +112,7 @@ def _child_args(args, run: Path) -> list[str]:
     """The `fer-ensemble train NAME` options that reproduce this train-all's settings."""
     out = ["--zoo", str(args.zoo), "--run", str(run), "--data", str(args.data), "--data-seed", str(args.data_seed)]
     for flag, value in (("--classes", args.classes), ("--epochs", args.epochs), ("--batch-size", args.batch_size),
-                        ("--seed", args.seed), ("--time-limit", args.time_limit)):
+                        ("--seed", args.seed), ("--time-limit", args.time_limit), ("--ferplus", args.ferplus)):
         if value is not None:
             out += [flag, str(value)]
     return out + [flag for flag, on in (("--force", args.force), ("--xla", args.xla),

@@ -24,3 +24,11 @@ def test_zoo_list_shows_every_member_and_warm_starts(capsys):
     for name in ("lenet_a", "sep_n32", "inc_s", "sep_n32_ft", "inc_s_ft"):
         assert name in out
     assert "from=sep_n32" in out and "from=inc_s" in out
+
+
+def test_train_ferplus_needs_fer2013(tmp_path, tiny_zoo_file, capsys):
+    """--ferplus with the synthetic set is refused before any training, naming the option."""
+    code = main(["train", "a_vgg", "--zoo", str(tiny_zoo_file), "--run", str(tmp_path / "run"),
+                 "--data", "synthetic:200", "--ferplus", str(tmp_path / "new.csv")])
+    assert code != 0
+    assert "--ferplus" in capsys.readouterr().err and not (tmp_path / "run" / "a_vgg.json").exists()

@@ -42,6 +42,7 @@ class ModelSpec:
     balancing: str = "none"            # none | oversample | batches | class_weights
     oversample_fraction: float = 0.6
     label_smoothing: float = 0.0
+    ferplus_targets: float = 0.0       # weight of the FER+ crowd votes in the training targets (needs --ferplus)
     seed: int = 0
     mixed_precision: bool = False
     steps_per_epoch: int = 0           # 0: one pass over the training set
@@ -76,6 +77,7 @@ class Zoo:
 _SPEC_FIELDS = {f.name: f for f in fields(ModelSpec)}
 _CHOICES = {"optimizer": ("adam", "sgd"), "lr_schedule": ("plateau", "cosine"), "balancing": ("none", "oversample", "batches", "class_weights")}
 _POSITIVE = {"learning_rate", "batch_size", "epochs", "plateau_factor"}
+_FRACTIONS = {"label_smoothing", "ferplus_targets"}
 _NON_NEGATIVE = {"momentum", "patience", "plateau_patience", "min_lr", "oversample_fraction",
                  "label_smoothing", "seed", "steps_per_epoch"}
 
@@ -108,6 +110,8 @@ def _validated(d: dict, where: str) -> ModelSpec:
             raise ModelError(f"{where}: '{key}' must be one of {_CHOICES[key]}, got {value!r}")
         if key in _POSITIVE and value <= 0 or key in _NON_NEGATIVE and value < 0:
             raise ModelError(f"{where}: '{key}' must be {'positive' if key in _POSITIVE else '>= 0'}, got {value!r}")
+        if key in _FRACTIONS and not 0 <= value <= 1:
+            raise ModelError(f"{where}: '{key}' must be between 0 and 1, got {value!r}")
     if "augment" in d:
         from ..data.augment import AugmentConfig
 

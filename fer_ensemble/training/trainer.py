@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import _tf  # noqa: F401
 from .._io import atomic_path, write_json, write_npz, write_text
-from ..data import FerData
+from ..data import FerData, blend_targets
 from ..data.augment import AugmentConfig, build_augmenter
 from ..data.balance import class_weights
 from ..data.pipeline import DEFAULT_SCALING, eval_arrays, eval_dataset, scale_images, train_batches, train_dataset
@@ -79,6 +79,23 @@ def _spec_as_stored(stored_spec: dict, spec: ModelSpec) -> dict:
     return {k: v for k, v in _canonical(spec).items() if k in stored_spec or v != defaults.get(k)}
 
 
+def _train_targets(spec: ModelSpec, data: FerData) -> np.ndarray | None:
+    """The Training split's soft targets: the data's own, or one-hot labels blended with the FER+
+    crowd votes that `attach_ferplus_votes` put in data.info (spec.ferplus_targets > 0)."""
+    if not spec.ferplus_targets:
+        return data.train.soft
+    votes = data.info.get("ferplus_votes")
+    if votes is None:
+        raise TrainingError(f"model {spec.name!r}: ferplus_targets = {spec.ferplus_targets:g} needs the FER+ votes "
+                            "of the Training split; pass --ferplus fer2013new.csv")
+    if data.train.soft is not None:
+        raise TrainingError(f"model {spec.name!r}: ferplus_targets needs hard labels, but {data.source} "
+                            "already has soft training targets")
+    if len(votes) != len(data.train):
+        raise TrainingError(f"model {spec.name!r}: {len(votes)} FER+ vote rows for {len(data.train)} Training images")
+    return blend_targets(data.train.y, votes, spec.ferplus_targets)
+
+
 def _check_existing(stored: dict, spec: ModelSpec, fingerprint: str, where: Path) -> None:
     if stored.get("data_fingerprint") != fingerprint:
         raise TrainingError(f"{where}: was trained on different data (fingerprint "
@@ -122,7 +139,8 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
 
     out_dir = Path(out_dir)
     paths = artifact_paths(out_dir, spec.name)
-    fingerprint = data.fingerprint()
+    fingerprint = data.fingerprint()  # of the images and labels: FER+ targets are part of the spec
+    train_soft = _train_targets(spec, data)
     if paths["json"].exists() and not force:
         stored = json.loads(paths["json"].read_text())
         _check_existing(stored, spec, fingerprint, paths["json"])
@@ -163,7 +181,7 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
     t0 = time.perf_counter()
     try:
         weights = class_weights(data.train.y, data.num_classes) if spec.balancing == "class_weights" else None
-        common = dict(soft=data.train.soft, balancing=spec.balancing, oversample_fraction=spec.oversample_fraction,
+        common = dict(soft=train_soft, balancing=spec.balancing, oversample_fraction=spec.oversample_fraction,
                       seed=spec.seed, steps_per_epoch=spec.steps_per_epoch or None)
         if pipeline == "tf":
             train_ds, steps = train_dataset(data.train.x, data.train.y, data.num_classes, spec.batch_size,
@@ -252,6 +270,7 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
         "scaling": DEFAULT_SCALING,
         "data_fingerprint": fingerprint,
         "data_source": data.source,
+        **({"ferplus_csv": data.info.get("ferplus_csv")} if spec.ferplus_targets else {}),
         "parameters": int(best.count_params()),
         "epochs_run": int(len(hist)),
         "best_epoch": best_epoch,

@@ -202,3 +202,36 @@ def test_warm_start_copies_the_source_weights(tiny_run, tiny_data, tmp_path):
     assert cold.sidecar["initialized_from"] is None
     with pytest.raises(TrainingError, match=r"init_from 'nope'.*nope.h5"):
         train_model(spec.replace(name="b_x", init_from="nope"), tiny_data, tmp_path, progress=False)
+
+
+def test_ferplus_targets_blend_the_votes_into_training_targets(tmp_path, tiny_data, monkeypatch):
+    """A member with ferplus_targets trains on one-hot labels blended with the attached votes; the
+    data fingerprint stays that of the images and labels, and without votes it is a clear error."""
+    from dataclasses import replace
+
+    from fer_ensemble.data import blend_targets
+    from fer_ensemble.training import trainer
+
+    spec = ModelSpec(name="fp", builder="lenet", args={"filters": (4, 4, 4), "dense_units": (8,)}, epochs=1,
+                     batch_size=64, augment=False, ferplus_targets=0.5)
+    with pytest.raises(TrainingError, match=r"model 'fp': ferplus_targets = 0.5 needs .*--ferplus"):
+        train_model(spec, tiny_data, tmp_path, progress=False)
+    assert not (tmp_path / "fp.json").exists()
+    votes = np.random.default_rng(0).dirichlet(np.ones(tiny_data.num_classes), len(tiny_data.train)).astype(np.float32)
+    data = replace(tiny_data, info={**tiny_data.info, "ferplus_votes": votes, "ferplus_csv": "votes.csv"})
+    seen = {}
+    original = trainer.train_dataset
+
+    def spy(*args, **kwargs):
+        seen["soft"] = kwargs["soft"]
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(trainer, "train_dataset", spy)
+    result = train_model(spec, data, tmp_path, progress=False)
+    np.testing.assert_allclose(seen["soft"], blend_targets(tiny_data.train.y, votes, 0.5))
+    assert result.sidecar["spec"]["ferplus_targets"] == 0.5 and result.sidecar["ferplus_csv"] == "votes.csv"
+    assert result.sidecar["data_fingerprint"] == tiny_data.fingerprint()
+    plain = train_model(spec.replace(name="plain", ferplus_targets=0.0), data, tmp_path, progress=False)
+    assert seen["soft"] is None and "ferplus_csv" not in plain.sidecar
+    with pytest.raises(Exception, match="ferplus_targets' must be between 0 and 1"):
+        spec.replace(ferplus_targets=1.5)
