@@ -29,7 +29,7 @@ bench: install
 	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
 train-all: install
-	$(BIN)/fer-ensemble train-all --data $(DATA) --zoo $(ZOO) --run $(RUN) $(ARGS)
+	$(BIN)/fer-ensemble train-all --data $(DATA) --zoo $(ZOO) --run $(RUN) $(if $(FERPLUS),--ferplus $(FERPLUS)) $(ARGS)
 
 ensemble-search: install
 	$(BIN)/fer-ensemble search $(RUN) $(ARGS)
