@@ -141,7 +141,7 @@ def blend_targets(y: np.ndarray, votes: np.ndarray, weight: float) -> np.ndarray
     only reshape how the rest of the probability mass is spread (an informed label smoothing)."""
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"weight must be in [0, 1], got {weight!r}")
-    if votes.shape != (len(y), votes.shape[1]) or votes.ndim != 2:
+    if votes.ndim != 2 or len(votes) != len(y):
         raise ValueError(f"votes have shape {votes.shape}, expected ({len(y)}, num_classes)")
     one_hot = np.eye(votes.shape[1], dtype=np.float32)[y]
     has_votes = votes.sum(axis=1, keepdims=True) > 0

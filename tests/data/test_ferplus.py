@@ -97,6 +97,8 @@ def test_blend_targets_keeps_the_label_on_top():
         blend_targets(y, votes, 1.5)
     with pytest.raises(ValueError, match="shape"):
         blend_targets(y[:2], votes, 0.5)
+    with pytest.raises(ValueError, match="shape"):
+        blend_targets(y, votes[:, 0], 0.5)   # 1-D votes: a clear error, not an IndexError
 
 
 def test_attach_keeps_images_labels_and_fingerprint(tmp_path):
