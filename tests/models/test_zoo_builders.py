@@ -163,3 +163,20 @@ def test_spec_roundtrip():
     spec = zoo.get("VGG2")
     assert ModelSpec.from_dict(spec.to_dict()) == spec
     assert spec.replace(epochs=3).epochs == 3
+
+
+def test_cpu_zoo_resnet_chain_reuses_the_vgg_schedule():
+    """Round 14 changes the family only: res_y24 trains as vgg_x32 does (FER+-blended, 18 cosine
+    epochs) and each restart as a VGG restart does, each from the previous phase."""
+    zoo = load_zoo("models_zoo/cpu.toml")
+    first, x = zoo.get("res_y24"), zoo.get("vgg_x32")
+    assert (first.builder, first.args) == ("resnet18", {"filters": 24, "dropout": 0.3})
+    assert first.replace(name=x.name, builder=x.builder, args=x.args, seed=x.seed) == x
+    snap = zoo.get("vgg_u32_ft2")
+    previous = "res_y24"
+    for name in ("res_y24_ft", "res_y24_ft2", "res_y24_ft3", "res_y24_ft4"):
+        spec = zoo.get(name)
+        assert spec.init_from == previous and (spec.builder, spec.args) == (first.builder, first.args)
+        assert spec.replace(name=snap.name, builder=snap.builder, args=snap.args,
+                            init_from=snap.init_from, seed=snap.seed) == snap
+        previous = name
