@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import _tf  # noqa: F401
+from ..models import preprocess as _preprocess  # noqa: F401  (its layers must be registered to load)
 from .._io import write_json
 from ..errors import EnsembleError
 from .combine import METHODS, Stacker, combine, fit_weights

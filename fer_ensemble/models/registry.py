@@ -33,10 +33,12 @@ def list_models(family: str | None = None) -> list[str]:
 
 
 def builder_arguments(name: str) -> dict[str, object]:
-    """The builder's tunable arguments (everything but input_shape and num_classes) and defaults."""
+    """The builder's tunable arguments (everything but input_shape and num_classes) and defaults,
+    plus `preprocess`, which every builder accepts (see `create_model`)."""
     fn = get_builder(name)
-    return {k: p.default for k, p in inspect.signature(fn).parameters.items()
+    args = {k: p.default for k, p in inspect.signature(fn).parameters.items()
             if k not in ("input_shape", "num_classes")}
+    return {**args, "preprocess": None}
 
 
 def get_builder(name: str) -> Callable:
@@ -47,7 +49,10 @@ def get_builder(name: str) -> Callable:
 
 def create_model(name: str, input_shape: tuple[int, int, int] = (48, 48, 1), num_classes: int = 7,
                  **overrides):
-    """Build the uncompiled keras.Model registered as `name`."""
+    """Build the uncompiled keras.Model registered as `name`.
+
+    `preprocess="equalize"` (any builder) puts a histogram-equalization layer in front of the
+    network, inside the saved model (see `models.preprocess`)."""
     fn = get_builder(name)
     allowed = builder_arguments(name)
     unknown = sorted(set(overrides) - set(allowed))
@@ -56,7 +61,11 @@ def create_model(name: str, input_shape: tuple[int, int, int] = (48, 48, 1), num
                          f"allowed: {', '.join(sorted(allowed))}")
     if num_classes < 2:
         raise ModelError(f"model {name!r}: num_classes must be >= 2, got {num_classes}")
+    preprocess = overrides.pop("preprocess", None)
     try:
-        return fn(input_shape=tuple(input_shape), num_classes=int(num_classes), **overrides)
+        net = fn(input_shape=tuple(input_shape), num_classes=int(num_classes), **overrides)
     except (TypeError, ValueError) as e:
         raise ModelError(f"model {name!r} could not be built with {overrides}: {e}") from e
+    from .preprocess import with_preprocessing  # imports TensorFlow; the registry stays light
+
+    return with_preprocessing(net, preprocess)

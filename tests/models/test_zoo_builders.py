@@ -180,3 +180,15 @@ def test_cpu_zoo_resnet_chain_reuses_the_vgg_schedule():
         assert spec.replace(name=snap.name, builder=snap.builder, args=snap.args,
                             init_from=snap.init_from, seed=snap.seed) == snap
         previous = name
+
+
+def test_cpu_zoo_equalized_chain_differs_from_vgg_x32_only_in_its_input():
+    """Round 15's vgg_e32 chain is vgg_x32's chain with `preprocess = "equalize"` and other seeds."""
+    zoo = load_zoo("models_zoo/cpu.toml")
+    previous = ""
+    for name in ("vgg_e32", "vgg_e32_ft", "vgg_e32_ft2", "vgg_e32_ft3"):
+        spec, twin = zoo.get(name), zoo.get(name.replace("vgg_e32", "vgg_x32"))
+        assert spec.args == {**twin.args, "preprocess": "equalize"}
+        assert spec.init_from == previous and twin.init_from == previous.replace("e32", "x32")
+        assert spec.replace(name=twin.name, args=twin.args, init_from=twin.init_from, seed=twin.seed) == twin
+        previous = name
