@@ -17,16 +17,19 @@ from ..errors import ModelError
 
 @keras.saving.register_keras_serializable(package="fer_ensemble")
 class HistogramEqualization(keras.layers.Layer):
-    """Per-image histogram equalization: each pixel becomes the fraction of the image's pixels
-    that are not brighter than it (its empirical CDF), so the output spans (0, 1] whatever the
-    image's exposure and contrast. Monotone per image; ties keep equal values."""
+    """Per-image histogram equalization with OpenCV's mapping (`cv2.equalizeHist`, here on floats
+    and inside the graph): a pixel becomes (r - r_min) / (n - r_min), where r counts the image's
+    pixels not brighter than it and r_min is that count for its darkest value. So each image spans
+    [0, 1] whatever its exposure and contrast; the map is monotone and ties keep equal values.
+    A flat image (r_min = n) maps to 0."""
 
     def call(self, inputs):
         shape = tf.shape(inputs)
         flat = tf.reshape(inputs, (shape[0], -1))
         n = tf.cast(tf.shape(flat)[1], inputs.dtype)
-        ranks = tf.searchsorted(tf.sort(flat, axis=-1), flat, side="right")
-        return tf.reshape(tf.cast(ranks, inputs.dtype) / n, shape)
+        ranks = tf.cast(tf.searchsorted(tf.sort(flat, axis=-1), flat, side="right"), inputs.dtype)
+        r_min = tf.reduce_min(ranks, axis=-1, keepdims=True)
+        return tf.reshape(tf.math.divide_no_nan(ranks - r_min, n - r_min), shape)
 
     def compute_output_shape(self, input_shape):
         return input_shape
