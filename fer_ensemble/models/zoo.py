@@ -4,7 +4,8 @@ A zoo file has an optional [zoo] table (name, classes), an optional [defaults] t
 settings, and one [[model]] table per member (name, builder, args, and any training setting).
 A member with `init_from` inherits its source's builder and args. A member with `like = "NAME"`
 copies every setting of that earlier entry except its name (another seed of one recipe restates
-only `seed`); its own keys override. Everything is validated on load; errors name the file, the
+only `seed`); its own keys override. With both, the architecture is the warm-start source's and
+the rest of the recipe the template's, so one restart template serves every family. Everything is validated on load; errors name the file, the
 model entry and the key.
 """
 from __future__ import annotations
@@ -151,8 +152,9 @@ def zoo_from_dict(raw: dict, path: str = "zoo") -> Zoo:
         base = {k: v for k, v in template.to_dict().items() if k != "name"} if template else {}
         merged = {**defaults, **base, **{k: v for k, v in entry.items() if k != "like"}}
         source = _earlier(merged, "init_from", models, f"{path}: model {label!r}")
-        if source is not None and template is None:
-            # A warm start needs its source's architecture, so it is inherited unless restated.
+        if source is not None:
+            # A warm start needs its source's architecture, so it is inherited unless restated,
+            # over [defaults] and over a `like` template (which then lends only its recipe).
             merged.update({k: getattr(source, k) for k in ("builder", "args") if k not in entry})
         spec = _validated(merged, where=f"{path}: model {label!r}")
         if spec.name in seen:

@@ -130,6 +130,25 @@ def test_like_copies_an_earlier_recipe(tmp_path):
     assert "like" not in b.to_dict()   # resolved on load: sidecars store the full recipe
 
 
+def test_like_with_init_from_takes_the_sources_architecture(tmp_path):
+    """A restart of another family reuses a template's schedule: the architecture comes from its
+    warm-start source (restating it identically is accepted, a different one is refused)."""
+    p = tmp_path / "z.toml"
+    head = ('[[model]]\nname="v"\nbuilder="sepnet"\nargs={filters=[8,16,32,64]}\n'
+            '[[model]]\nname="v_ft"\ninit_from="v"\nlearning_rate=0.0005\nepochs=4\n'
+            '[[model]]\nname="r"\nbuilder="resnet18"\nargs={filters=8}\n')
+    p.write_text(head + '[[model]]\nname="r_ft"\nlike="v_ft"\ninit_from="r"\nseed=9\n'
+                 '[[model]]\nname="r_ft2"\nlike="v_ft"\ninit_from="r_ft"\nbuilder="resnet18"\nargs={filters=8}\n')
+    v, v_ft, r, r_ft, r_ft2 = load_zoo(p).models
+    for spec in (r_ft, r_ft2):
+        assert (spec.builder, spec.args) == ("resnet18", {"filters": 8})
+        assert (spec.learning_rate, spec.epochs) == (0.0005, 4)
+    assert r_ft.replace(name="v_ft", builder="sepnet", args=v.args, init_from="v", seed=v_ft.seed) == v_ft
+    p.write_text(head + '[[model]]\nname="r_ft"\nlike="v_ft"\ninit_from="r"\nargs={filters=16}\n')
+    with pytest.raises(ModelError, match="model 'r_ft': init_from 'r' has a different builder or args"):
+        load_zoo(p)
+
+
 def test_cpu_zoo_seeds_share_one_recipe():
     """cpu.toml writes its VGG recipe once; the other seeds and their restarts differ in seed only."""
     zoo = load_zoo("models_zoo/cpu.toml")
