@@ -17,19 +17,29 @@ from ..errors import ModelError
 
 @keras.saving.register_keras_serializable(package="fer_ensemble")
 class HistogramEqualization(keras.layers.Layer):
-    """Per-image histogram equalization with OpenCV's mapping (`cv2.equalizeHist`, here on floats
-    and inside the graph): a pixel becomes (r - r_min) / (n - r_min), where r counts the image's
-    pixels not brighter than it and r_min is that count for its darkest value. So each image spans
-    [0, 1] whatever its exposure and contrast; the map is monotone and ties keep equal values.
-    A flat image (r_min = n) maps to 0."""
+    """Per-image histogram equalization with OpenCV's mapping (`cv2.equalizeHist`, inside the
+    graph): a pixel becomes (r - r_min) / (n - r_min), where r counts the image's pixels not
+    brighter than it and r_min is that count for its darkest value. So each image spans [0, 1]
+    whatever its exposure and contrast; the map is monotone and ties keep equal values. A flat
+    image (r_min = n) maps to 0.
+
+    Counted in 256 bins between each image's darkest and brightest value: an 8-bit face (at any
+    scale and offset) has at most 256 levels, which stretching keeps apart, so the result equals
+    cv2's exactly; finer inputs are binned as cv2 bins 8-bit ones. A histogram and a gather are
+    ~9x faster here than ranking by sort + searchsorted (benchmarks/bench_preprocess.py)."""
 
     def call(self, inputs):
         shape = tf.shape(inputs)
-        flat = tf.reshape(inputs, (shape[0], -1))
-        n = tf.cast(tf.shape(flat)[1], inputs.dtype)
-        ranks = tf.cast(tf.searchsorted(tf.sort(flat, axis=-1), flat, side="right"), inputs.dtype)
-        r_min = tf.reduce_min(ranks, axis=-1, keepdims=True)
-        return tf.reshape(tf.math.divide_no_nan(ranks - r_min, n - r_min), shape)
+        flat = tf.reshape(tf.cast(inputs, "float32"), (shape[0], -1))
+        lo = tf.reduce_min(flat, axis=-1, keepdims=True)
+        span = tf.reduce_max(flat, axis=-1, keepdims=True) - lo
+        levels = tf.cast(tf.round(tf.math.divide_no_nan(flat - lo, span) * 255.0), "int32")
+        cdf = tf.cumsum(tf.math.bincount(levels, minlength=256, maxlength=256, axis=-1), axis=-1)
+        ranks = tf.cast(tf.gather(cdf, levels, batch_dims=1), "float32")
+        r_min = tf.cast(cdf[:, :1], "float32")                 # the darkest level is bin 0
+        n = tf.cast(tf.shape(flat)[1], "float32")
+        out = tf.math.divide_no_nan(ranks - r_min, n - r_min)
+        return tf.cast(tf.reshape(out, shape), inputs.dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape
