@@ -53,7 +53,7 @@ def with_preprocessing(net: keras.Model, preprocess: str | None) -> keras.Model:
     `None` returns `net` unchanged."""
     if preprocess is None:
         return net
-    if preprocess not in PREPROCESSORS:
+    if preprocess not in PREPROCESSORS:  # create_model checks registry.PREPROCESS_CHOICES first
         raise ModelError(f"model {net.name!r}: unknown preprocess {preprocess!r}; "
                          f"choose from {', '.join(sorted(PREPROCESSORS))}")
     inputs = keras.Input(net.input_shape[1:], name="image")

@@ -6,6 +6,10 @@ from typing import Callable
 
 from ..errors import ModelError
 
+# Input preprocessing every builder accepts (`preprocess=`); the layers live in models.preprocess,
+# which imports TensorFlow, so the names are here for light validation (zoo files).
+PREPROCESS_CHOICES = ("equalize",)
+
 _BUILDERS: dict[str, Callable] = {}
 _FAMILIES: dict[str, str] = {}
 
@@ -62,6 +66,9 @@ def create_model(name: str, input_shape: tuple[int, int, int] = (48, 48, 1), num
     if num_classes < 2:
         raise ModelError(f"model {name!r}: num_classes must be >= 2, got {num_classes}")
     preprocess = overrides.pop("preprocess", None)
+    if preprocess not in (None, *PREPROCESS_CHOICES):
+        raise ModelError(f"model {name!r}: unknown preprocess {preprocess!r}; "
+                         f"choose from {', '.join(PREPROCESS_CHOICES)}")
     try:
         net = fn(input_shape=tuple(input_shape), num_classes=int(num_classes), **overrides)
     except (TypeError, ValueError) as e:

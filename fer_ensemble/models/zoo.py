@@ -5,8 +5,8 @@ settings, and one [[model]] table per member (name, builder, args, and any train
 A member with `init_from` inherits its source's builder and args. A member with `like = "NAME"`
 copies every setting of that earlier entry except its name (another seed of one recipe restates
 only `seed`); its own keys override. With both, the architecture is the warm-start source's and
-the rest of the recipe the template's, so one restart template serves every family. Everything is validated on load; errors name the file, the
-model entry and the key.
+the rest of the recipe the template's, so one restart template serves every family. Everything
+is validated on load; errors name the file, the model entry and the key.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from typing import Any
 
 from .._io import read_toml
 from ..errors import ModelError
-from .registry import builder_arguments, list_models
+from .registry import PREPROCESS_CHOICES, builder_arguments, list_models
 
 
 
@@ -99,6 +99,9 @@ def _validated(d: dict, where: str) -> ModelSpec:
     if bad_args:
         raise ModelError(f"{where}: builder {d['builder']!r} has no argument(s) {', '.join(bad_args)}; "
                          f"it takes {', '.join(builder_arguments(d['builder']))}")
+    if args.get("preprocess") not in (None, *PREPROCESS_CHOICES):
+        raise ModelError(f"{where}: args.preprocess must be one of {', '.join(PREPROCESS_CHOICES)}, "
+                         f"got {args['preprocess']!r}")
     d["args"] = {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}
     for key, value in d.items():
         if key in ("name", "builder", "args", "augment"):

@@ -130,6 +130,13 @@ def test_like_copies_an_earlier_recipe(tmp_path):
     assert "like" not in b.to_dict()   # resolved on load: sidecars store the full recipe
 
 
+def test_zoo_refuses_an_unknown_preprocess(tmp_path):
+    p = tmp_path / "z.toml"
+    p.write_text('[[model]]\nname="eq"\nbuilder="sepnet"\nargs={preprocess="clahe"}\n')
+    with pytest.raises(ModelError, match=r"z.toml: model 'eq': args.preprocess must be one of equalize, got 'clahe'"):
+        load_zoo(p)
+
+
 def test_like_with_init_from_takes_the_sources_architecture(tmp_path):
     """A restart of another family reuses a template's schedule: the architecture comes from its
     warm-start source (restating it identically is accepted, a different one is refused)."""
