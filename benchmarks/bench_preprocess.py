@@ -1,5 +1,5 @@
-"""Histogram equalization of FER-sized faces: the in-model layer (`preprocess="equalize"`: one
-batched 256-bin histogram and a gather) vs the naive in-graph way (rank every pixel by a sort and
+"""Histogram equalization of FER-sized faces: the in-model layer (`preprocess="equalize"`: 256-bin
+histograms from one segment sum, then a gather) vs the naive in-graph way (rank every pixel by a sort and
 a searchsorted) and vs OpenCV's `cv2.equalizeHist` in a Python loop over uint8 images (outside the
 model, so not an option for a saved model, but the field's reference); then what the layer adds
 to a forward pass of the CPU zoo's narrow VGG_v2 (batch 256)."""

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 from .. import _tf  # noqa: F401
 import keras
-import tensorflow as tf
-
-from ..errors import ModelError
+from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="fer_ensemble")
@@ -26,20 +24,26 @@ class HistogramEqualization(keras.layers.Layer):
     Counted in 256 bins between each image's darkest and brightest value: an 8-bit face (at any
     scale and offset) has at most 256 levels, which stretching keeps apart, so the result equals
     cv2's exactly; finer inputs are binned as cv2 bins 8-bit ones. A histogram and a gather are
-    ~9x faster here than ranking by sort + searchsorted (benchmarks/bench_preprocess.py)."""
+    ~6x faster here than ranking by sort + searchsorted (benchmarks/bench_preprocess.py).
+
+    Written in keras.ops (no TensorFlow import), so the package and such models also work on the
+    JAX backend; the per-image histograms are one segment sum over (image, level) ids."""
 
     def call(self, inputs):
-        shape = tf.shape(inputs)
-        flat = tf.reshape(tf.cast(inputs, "float32"), (shape[0], -1))
-        lo = tf.reduce_min(flat, axis=-1, keepdims=True)
-        span = tf.reduce_max(flat, axis=-1, keepdims=True) - lo
-        levels = tf.cast(tf.round(tf.math.divide_no_nan(flat - lo, span) * 255.0), "int32")
-        cdf = tf.cumsum(tf.math.bincount(levels, minlength=256, maxlength=256, axis=-1), axis=-1)
-        ranks = tf.cast(tf.gather(cdf, levels, batch_dims=1), "float32")
-        r_min = tf.cast(cdf[:, :1], "float32")                 # the darkest level is bin 0
-        n = tf.cast(tf.shape(flat)[1], "float32")
-        out = tf.math.divide_no_nan(ranks - r_min, n - r_min)
-        return tf.cast(tf.reshape(out, shape), inputs.dtype)
+        shape = ops.shape(inputs)
+        flat = ops.reshape(ops.cast(inputs, "float32"), (shape[0], -1))
+        rows = ops.shape(flat)[0]
+        lo = ops.min(flat, axis=-1, keepdims=True)
+        span = ops.max(flat, axis=-1, keepdims=True) - lo
+        levels = ops.cast(ops.round(ops.divide_no_nan(flat - lo, span) * 255.0), "int32")
+        ids = ops.reshape(levels + 256 * ops.arange(rows, dtype="int32")[:, None], (-1,))
+        counts = ops.segment_sum(ops.ones_like(ids, dtype="float32"), ids, num_segments=rows * 256)
+        cdf = ops.cumsum(ops.reshape(counts, (rows, 256)), axis=-1)
+        ranks = ops.take_along_axis(cdf, levels, axis=-1)
+        r_min = cdf[:, :1]                                     # the darkest level is bin 0
+        n = ops.cast(ops.shape(flat)[1], "float32")
+        out = ops.divide_no_nan(ranks - r_min, n - r_min)
+        return ops.cast(ops.reshape(out, shape), inputs.dtype)
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -49,13 +53,10 @@ PREPROCESSORS = {"equalize": HistogramEqualization}
 
 
 def with_preprocessing(net: keras.Model, preprocess: str | None) -> keras.Model:
-    """`net` behind the named preprocessing layer, as one model (`net` nested, keeping its name);
-    `None` returns `net` unchanged."""
+    """`net` behind the named preprocessing layer (a key of PREPROCESSORS; `create_model` checks
+    it), as one model (`net` nested, keeping its name); `None` returns `net` unchanged."""
     if preprocess is None:
         return net
-    if preprocess not in PREPROCESSORS:  # create_model checks registry.PREPROCESS_CHOICES first
-        raise ModelError(f"model {net.name!r}: unknown preprocess {preprocess!r}; "
-                         f"choose from {', '.join(sorted(PREPROCESSORS))}")
     inputs = keras.Input(net.input_shape[1:], name="image")
     x = PREPROCESSORS[preprocess](name=preprocess)(inputs)
     return keras.Model(inputs, net(x), name=net.name)

@@ -5,10 +5,10 @@ import inspect
 from typing import Callable
 
 from ..errors import ModelError
+from .preprocess import PREPROCESSORS, with_preprocessing
 
-# Input preprocessing every builder accepts (`preprocess=`); the layers live in models.preprocess,
-# which imports TensorFlow, so the names are here for light validation (zoo files).
-PREPROCESS_CHOICES = ("equalize",)
+# Input preprocessing every builder accepts (`preprocess=`), checked here and by zoo files.
+PREPROCESS_CHOICES = tuple(PREPROCESSORS)
 
 _BUILDERS: dict[str, Callable] = {}
 _FAMILIES: dict[str, str] = {}
@@ -73,6 +73,4 @@ def create_model(name: str, input_shape: tuple[int, int, int] = (48, 48, 1), num
         net = fn(input_shape=tuple(input_shape), num_classes=int(num_classes), **overrides)
     except (TypeError, ValueError) as e:
         raise ModelError(f"model {name!r} could not be built with {overrides}: {e}") from e
-    from .preprocess import with_preprocessing  # imports TensorFlow; the registry stays light
-
     return with_preprocessing(net, preprocess)
