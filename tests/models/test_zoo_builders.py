@@ -200,7 +200,7 @@ def test_cpu_zoo_resnet_chain_reuses_the_vgg_schedule():
     assert first.replace(name=x.name, builder=x.builder, args=x.args, seed=x.seed) == x
     snap = zoo.get("vgg_u32_ft2")
     previous = "res_y24"
-    for name in ("res_y24_ft", "res_y24_ft2"):
+    for name in ("res_y24_ft", "res_y24_ft2", "res_y24_ft3"):
         spec = zoo.get(name)
         assert spec.init_from == previous and (spec.builder, spec.args) == (first.builder, first.args)
         assert spec.replace(name=snap.name, builder=snap.builder, args=snap.args,
