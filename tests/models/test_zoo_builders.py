@@ -218,3 +218,16 @@ def test_cpu_zoo_equalized_chain_differs_from_vgg_x32_only_in_its_input():
         assert spec.init_from == previous and twin.init_from == previous.replace("e32", "x32")
         assert spec.replace(name=twin.name, args=twin.args, init_from=twin.init_from, seed=twin.seed) == twin
         previous = name
+
+
+def test_cpu_zoo_second_resnet_seed_differs_from_the_first_only_in_its_seeds():
+    """Round 16's res_z24 chain repeats res_y24's, phase by phase, with fresh seeds."""
+    zoo = load_zoo("models_zoo/cpu.toml")
+    previous, seeds = "", set()
+    for name in ("res_z24", "res_z24_ft", "res_z24_ft2", "res_z24_ft3"):
+        spec, twin = zoo.get(name), zoo.get(name.replace("z24", "y24"))
+        assert spec.init_from == previous and twin.init_from == previous.replace("z24", "y24")
+        assert spec.replace(name=twin.name, init_from=twin.init_from, seed=twin.seed) == twin
+        assert spec.seed != twin.seed and spec.seed not in seeds
+        seeds.add(spec.seed)
+        previous = name
