@@ -92,8 +92,15 @@ def _feature_fn(model, name: str):
 def gradcam(model, images, class_index=None, layer: str | None = None, batch_size: int = 64) -> np.ndarray:
     """(N, H, W) heatmaps in [0, 1] for the predicted class (or `class_index`: an int for all
     images or one per image). `images` are the model's inputs, already scaled, (N, H, W[, 1]).
-    `layer` names the convolutional layer (default `last_conv_layer(model)`)."""
-    import tensorflow as tf
+    `layer` names the convolutional layer (default `last_conv_layer(model)`). Needs TensorFlow,
+    whose GradientTape takes the gradient at an inner layer (Keras has no backend-neutral one)."""
+    try:
+        import tensorflow as tf
+    except ImportError:
+        import keras
+
+        raise ModelError(f"gradcam on model {model.name!r}: Grad-CAM needs TensorFlow, which is not installed "
+                         f"(Keras runs on {keras.backend.backend()} here); pip install tensorflow-cpu") from None
 
     x = np.asarray(images, dtype=np.float32)
     if x.ndim == 3:

@@ -190,11 +190,11 @@ def _gradcam_section(run, out, rep, sidecars, members, x, y, cls, per_class) -> 
             raise FerEnsembleError(f"--gradcam {n}: no such model in {run}; models: {', '.join(sidecars)}")
         try:
             member = load_member(run, n, sidecars[n])
-        except FerEnsembleError as e:      # no weights here (a results folder), or unreadable ones
+            xs = member.prepare(x[pick].astype(np.float32)[..., None])
+            heat = gradcam(member.model, xs)
+        except FerEnsembleError as e:      # no weights here (a results folder), unreadable ones, no TensorFlow
             rep.notes.append(f"Grad-CAM for {n} skipped: {e}")
             continue
-        xs = member.prepare(x[pick].astype(np.float32)[..., None])
-        heat = gradcam(member.model, xs)
         pred = member.model.predict(xs, verbose=0).argmax(1)
         names = sidecars[n]["class_names"]
         titles = [f"true {cls[y[i]]}\npred {names[p]}" for i, p in zip(pick, pred)]

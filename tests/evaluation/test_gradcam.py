@@ -66,3 +66,11 @@ def test_heatmap_follows_the_region_that_decides_the_class():
     outside = np.array([h[~m].mean() for h, m in zip(heat, region)])
     assert (inside > 2 * outside).mean() >= 0.9, (inside, outside)
     assert inside.mean() > 5 * outside.mean()
+
+
+def test_without_tensorflow_the_error_names_the_model_and_the_fix(monkeypatch):
+    """Keras on JAX (the GPU image has no TensorFlow) has no GradientTape: say so, naming the model."""
+    model = create_model("lenet", filters=(4, 4, 4), dense_units=(8,))
+    monkeypatch.setitem(__import__("sys").modules, "tensorflow", None)   # `import tensorflow` now fails
+    with pytest.raises(ModelError, match=r"gradcam on model 'lenet': Grad-CAM needs TensorFlow.*pip install tensorflow-cpu"):
+        gradcam(model, np.zeros((1, 48, 48)))

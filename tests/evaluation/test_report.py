@@ -1,6 +1,7 @@
 """`fer-ensemble report`: tables from the caches, figures, links, data resolution, caches-only runs."""
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import shutil
@@ -92,3 +93,22 @@ def test_per_class_table_and_markdown():
     assert t.loc["c", "f1"] == 0 and t.loc["accuracy", "accuracy"] == pytest.approx(0.6)
     md = to_markdown(t.reset_index())
     assert md.splitlines()[1].startswith("| ---") and "| a | 0.5000 |" in md
+
+
+def test_report_without_tensorflow_skips_grad_cam_with_a_note(searched_run, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    shutil.copytree(searched_run, run, ignore=shutil.ignore_patterns("report"))
+    module = importlib.import_module("fer_ensemble.evaluation.gradcam")   # the package exports the function
+
+    real = module.gradcam
+
+    def gradcam_on_jax(*args, **kwargs):   # the member loads; only Grad-CAM finds no TensorFlow
+        with monkeypatch.context() as m:
+            m.setitem(sys.modules, "tensorflow", None)
+            return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, "gradcam", gradcam_on_jax)
+    rep = write_report(run, gradcam=("b_sep",), gradcam_per_class=1)
+    assert (run / "report" / "confusion" / "ensemble.counts.png").exists()
+    assert not (run / "report" / "gradcam" / "b_sep.png").exists()
+    assert any(n.startswith("Grad-CAM for b_sep skipped") and "needs TensorFlow" in n for n in rep.notes), rep.notes
