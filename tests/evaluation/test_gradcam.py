@@ -1,6 +1,8 @@
 """Grad-CAM: every registered builder, and the heat lands where the class is decided."""
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -71,6 +73,6 @@ def test_heatmap_follows_the_region_that_decides_the_class():
 def test_without_tensorflow_the_error_names_the_model_and_the_fix(monkeypatch):
     """Keras on JAX (the GPU image has no TensorFlow) has no GradientTape: say so, naming the model."""
     model = create_model("lenet", filters=(4, 4, 4), dense_units=(8,))
-    monkeypatch.setitem(__import__("sys").modules, "tensorflow", None)   # `import tensorflow` now fails
+    monkeypatch.setitem(sys.modules, "tensorflow", None)   # `import tensorflow` now fails
     with pytest.raises(ModelError, match=r"gradcam on model 'lenet': Grad-CAM needs TensorFlow.*pip install tensorflow-cpu"):
         gradcam(model, np.zeros((1, 48, 48)))
