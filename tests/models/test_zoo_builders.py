@@ -220,14 +220,16 @@ def test_cpu_zoo_equalized_chain_differs_from_vgg_x32_only_in_its_input():
         previous = name
 
 
-def test_cpu_zoo_second_resnet_seed_differs_from_the_first_only_in_its_seeds():
-    """Round 16's res_z24 chain repeats res_y24's, phase by phase, with fresh seeds."""
+@pytest.mark.parametrize("tag", ["z24", "v24"])
+def test_cpu_zoo_resnet_reseeds_differ_from_the_first_chain_only_in_their_seeds(tag: str):
+    """Rounds 16-17's res_z24 and res_v24 chains repeat res_y24's, phase by phase, with fresh seeds."""
     zoo = load_zoo("models_zoo/cpu.toml")
+    taken = {spec.seed for spec in zoo.models if tag not in spec.name}  # every other member's
     previous, seeds = "", set()
-    for name in ("res_z24", "res_z24_ft", "res_z24_ft2", "res_z24_ft3"):
-        spec, twin = zoo.get(name), zoo.get(name.replace("z24", "y24"))
-        assert spec.init_from == previous and twin.init_from == previous.replace("z24", "y24")
+    for name in (f"res_{tag}", f"res_{tag}_ft", f"res_{tag}_ft2", f"res_{tag}_ft3"):
+        spec, twin = zoo.get(name), zoo.get(name.replace(tag, "y24"))
+        assert spec.init_from == previous and twin.init_from == previous.replace(tag, "y24")
         assert spec.replace(name=twin.name, init_from=twin.init_from, seed=twin.seed) == twin
-        assert spec.seed != twin.seed and spec.seed not in seeds
+        assert spec.seed not in seeds | taken
         seeds.add(spec.seed)
         previous = name
