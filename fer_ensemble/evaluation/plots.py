@@ -100,6 +100,24 @@ def class_distribution(counts: pd.DataFrame, path, title: str) -> Path:
     return _save(fig, path)
 
 
+def disagreement_heatmap(matrix: pd.DataFrame, path, title: str) -> Path:
+    """A square matrix of pairwise disagreement (%) between models, with the values written in."""
+    plt = _plt()
+    n = len(matrix)
+    fig, ax = plt.subplots(figsize=(0.6 * n + 3, 0.6 * n + 2))
+    im = ax.imshow(matrix.to_numpy(), cmap="viridis", vmin=0)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="% of images predicted differently")
+    ax.set_xticks(range(n), matrix.columns, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(n), matrix.index, fontsize=8)
+    ax.set_title(title)
+    top = float(matrix.to_numpy().max()) or 1.0
+    for i in range(n):
+        for j in range(n):
+            v = matrix.iat[i, j]
+            ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=7, color="black" if v > 0.6 * top else "white")
+    return _save(fig, path)
+
+
 def roc_curves(y: np.ndarray, proba: np.ndarray, class_names, path, title: str) -> tuple[Path, dict]:
     """One-vs-rest ROC per class with its AUC, and the macro AUC; returns (path, AUCs)."""
     from sklearn.metrics import roc_auc_score, roc_curve

@@ -22,7 +22,7 @@ from ..data import FerData, load_data, oversample
 from ..ensemble import MANIFEST, load_caches, manifest_proba
 from ..errors import FerEnsembleError
 from . import plots
-from .tables import comparison_table, per_class_table, to_markdown
+from .tables import comparison_table, disagreement_matrix, pair_table, per_class_table, to_markdown
 
 ENSEMBLE = "ensemble"
 
@@ -127,7 +127,9 @@ def write_report(run_dir: str | os.PathLike, data: str | FerData | None = None, 
         md.append(f"![{n} ROC](roc/{n}.png)")
     auc = pd.DataFrame(auc_rows)
     rep.files.append(_write_csv(auc, out / "tables" / "auc_test.csv"))
-    md += ["", to_markdown(auc), "", "## Learning curves", ""]
+    md += ["", to_markdown(auc), ""]
+    md += _diversity_section(out, rep, names, val, test, vy, ty, manifest, best)
+    md += ["## Learning curves", ""]
     for n in names:
         hist_file = run / f"{n}.history.csv"
         if hist_file.exists():
@@ -172,6 +174,34 @@ def write_report(run_dir: str | os.PathLike, data: str | FerData | None = None, 
     write_text(rep.path, "\n".join(md))
     rep.files.append(rep.path)
     return rep
+
+
+def _diversity_section(out, rep, names, val, test, vy, ty, manifest, best, shown_pairs: int = 10) -> list[str]:
+    """Pairwise disagreement of the members and the accuracy of each pair's mean: the raw material
+    of an ensemble's gain. Pairs are ranked on validation, like every choice in the package."""
+    if len(names) < 2:
+        return []
+    pairs = pair_table({n: test[n] for n in names}, ty)
+    pairs.insert(4, "pair val accuracy", pair_table({n: val[n] for n in names}, vy)["pair accuracy"])
+    pairs = pairs.rename(columns={"pair accuracy": "pair test accuracy", "gain": "test gain"})
+    pairs = pairs.sort_values(["pair val accuracy", "model a", "model b"], ascending=[False, True, True],
+                              kind="stable", ignore_index=True)
+    rep.files.append(_write_csv(pairs, out / "tables" / "pairs_test.csv"))
+    if manifest:
+        shown, which = list(dict.fromkeys([*manifest["members"], best])), "the ensemble's members and the best model"
+    else:
+        shown = sorted(names, key=lambda n: -float((val[n].argmax(1) == vy).mean()))[:12]
+        which = "the 12 best models on validation" if len(names) > 12 else "all models"
+    matrix = disagreement_matrix({n: test[n] for n in shown})
+    rep.files.append(_write_csv(matrix.reset_index(), out / "tables" / "disagreement_test.csv"))
+    rep.files.append(plots.disagreement_heatmap(matrix, out / "diversity.png",
+                                                f"disagreement (% of test images): {which}"))
+    return ["## Diversity of the members (test)", "",
+            f"Disagreement (% of test images two models predict differently) among {which}; averaging can "
+            "only gain where members disagree.", "", "![disagreement](diversity.png)", "",
+            f"The {min(shown_pairs, len(pairs))} best pairs by the validation accuracy of their mean (all "
+            f"{len(pairs)} in tables/pairs_test.csv); test gain is over the better member of the pair, in points.",
+            "", to_markdown(pairs.head(shown_pairs), 2), ""]
 
 
 def _gradcam_section(run, out, rep, sidecars, members, x, y, cls, per_class) -> list[str]:

@@ -54,3 +54,30 @@ def to_markdown(df: pd.DataFrame, digits: int = 4) -> str:
     sep = "| " + " | ".join("---" for _ in df.columns) + " |"
     body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join([head, sep, *body])
+
+
+def disagreement_matrix(named_proba: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Percentage of images on which each two models predict different classes (symmetric, zero
+    diagonal): averaging gains only where members disagree."""
+    names = list(named_proba)
+    pred = np.stack([np.asarray(named_proba[n]).argmax(axis=1) for n in names])
+    d = 100 * (pred[:, None, :] != pred[None, :, :]).mean(axis=2)
+    return pd.DataFrame(d, index=pd.Index(names, name="model"), columns=names)
+
+
+def pair_table(named_proba: dict[str, np.ndarray], y: np.ndarray) -> pd.DataFrame:
+    """One row per unordered pair of models: disagreement (%), both wrong (%), accuracy (%) of
+    their mean probabilities, and its gain over the better of the two (points)."""
+    names = list(named_proba)
+    proba = [np.asarray(named_proba[n]) for n in names]
+    right = [p.argmax(axis=1) == y for p in proba]
+    rows = []
+    for i in range(len(names)):
+        for j in range(i + 1, len(names)):
+            pair = 100 * float((((proba[i] + proba[j]) / 2).argmax(axis=1) == y).mean())
+            rows.append({"model a": names[i], "model b": names[j],
+                         "disagreement": 100 * float((proba[i].argmax(1) != proba[j].argmax(1)).mean()),
+                         "both wrong": 100 * float((~right[i] & ~right[j]).mean()),
+                         "pair accuracy": pair,
+                         "gain": pair - 100 * max(float(right[i].mean()), float(right[j].mean()))})
+    return pd.DataFrame(rows, columns=["model a", "model b", "disagreement", "both wrong", "pair accuracy", "gain"])

@@ -112,3 +112,20 @@ def test_report_without_tensorflow_skips_grad_cam_with_a_note(searched_run, tmp_
     assert (run / "report" / "confusion" / "ensemble.counts.png").exists()
     assert not (run / "report" / "gradcam" / "b_sep.png").exists()
     assert any(n.startswith("Grad-CAM for b_sep skipped") and "needs TensorFlow" in n for n in rep.notes), rep.notes
+
+
+def test_report_diversity_section_pairs_and_disagreement(searched_run):
+    rep = write_report(searched_run, gradcam_per_class=1)
+    assert "![disagreement](diversity.png)" in rep.path.read_text()
+    z = {n: np.load(searched_run / f"{n}.preds.npz") for n in ("a_vgg", "b_sep")}
+    pairs = pd.read_csv(searched_run / "report" / "tables" / "pairs_test.csv")
+    assert len(pairs) == 1 and {pairs.at[0, "model a"], pairs.at[0, "model b"]} == {"a_vgg", "b_sep"}
+    y, mean = z["a_vgg"]["test_y"], (z["a_vgg"]["test_proba"] + z["b_sep"]["test_proba"]) / 2
+    assert pairs.at[0, "pair test accuracy"] == pytest.approx(100 * (mean.argmax(1) == y).mean())
+    vmean = (z["a_vgg"]["val_proba"] + z["b_sep"]["val_proba"]) / 2
+    assert pairs.at[0, "pair val accuracy"] == pytest.approx(100 * (vmean.argmax(1) == z["a_vgg"]["val_y"]).mean())
+    differ = z["a_vgg"]["test_proba"].argmax(1) != z["b_sep"]["test_proba"].argmax(1)
+    assert pairs.at[0, "disagreement"] == pytest.approx(100 * differ.mean())
+    manifest = json.loads((searched_run / "ensemble.json").read_text())
+    matrix = pd.read_csv(searched_run / "report" / "tables" / "disagreement_test.csv").set_index("model")
+    assert set(manifest["members"]) <= set(matrix.index) and list(matrix.index) == list(matrix.columns)
