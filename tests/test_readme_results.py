@@ -1,0 +1,73 @@
+"""The FER2013 CPU-track numbers quoted in the README match the committed artifacts in
+results/fer2013-cpu/ (sidecars, prediction caches, the report's summary and ensemble.json), so a
+table edited by hand or left behind by a new search fails here."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "results" / "fer2013-cpu"
+CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+
+
+def _rows() -> list[list[str]]:
+    return [[c.strip() for c in line.strip().strip("|").split("|")]
+            for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| ")]
+
+
+def _number(cell: str) -> float:
+    return float(re.search(r"-?\d+(?:\.\d+)?", cell.replace("*", "")).group())
+
+
+@pytest.fixture(scope="module")
+def summary() -> pd.DataFrame:
+    return pd.read_csv(RESULTS / "report" / "tables" / "summary_test.csv").set_index("model")
+
+
+def _member_rows(kind: str) -> list[list[str]]:
+    """Rows naming a committed member: the member table (9 cells, parameter count in M) or the
+    per-class table (9 cells, numbers)."""
+    rows = [r for r in _rows() if len(r) == 9 and (RESULTS / f"{r[0]}.json").exists()]
+    return [r for r in rows if r[1].endswith("M") == (kind == "members")]
+
+
+def test_member_table_matches_sidecars_and_caches(summary):
+    rows = _member_rows("members")
+    assert len(rows) >= 40
+    for r in rows:
+        side = json.loads((RESULTS / f"{r[0]}.json").read_text())["metrics_without_tta"]
+        z = np.load(RESULTS / f"{r[0]}.preds.npz")
+        tta = 100 * float((z["test_proba"].argmax(1) == z["test_y"]).mean())
+        want = [round(100 * side["val"]["accuracy"], 2), round(100 * side["test"]["accuracy"], 2), round(tta, 2)]
+        assert [_number(c) for c in r[5:8]] == pytest.approx(want, abs=0.0051), r[0]
+        assert _number(r[8]) == pytest.approx(summary.loc[r[0], "macro F1"], abs=0.051), r[0]
+
+
+def test_per_class_table_matches_the_report(summary):
+    rows = _member_rows("per-class")
+    assert len(rows) >= 40
+    for r in rows:
+        got = [float(c) for c in r[1:9]]
+        want = [*summary.loc[r[0], CLASSES], summary.loc[r[0], "accuracy"]]
+        assert got[:7] == pytest.approx(want[:7], abs=0.051), r[0]
+        assert got[7] == pytest.approx(want[7], abs=0.0051), r[0]
+
+
+def test_searched_ensemble_and_goal_match_ensemble_json(summary):
+    manifest = json.loads((RESULTS / "ensemble.json").read_text())
+    acc = 100 * manifest["test_accuracy"]
+    best = max(summary.drop(index="ensemble")["accuracy"])
+    row = next(r for r in _rows() if r[0].startswith("**searched ensemble**"))
+    assert " + ".join(sorted(manifest["members"])) in row[0]
+    assert _number(row[7]) == pytest.approx(acc, abs=0.0051)
+    assert f"+{acc - best:.2f} over the best member" in row[7]
+    per_class = next(r for r in _rows() if r[0].startswith("ensemble ("))
+    assert [float(c) for c in per_class[1:8]] == pytest.approx(list(summary.loc["ensemble", CLASSES]), abs=0.051)
+    goal = (ROOT / "README.md").read_text().split("The goal (")[1][:400]
+    assert f"**{acc:.2f}%**" in goal and f"**+{acc - best:.2f} points over**" in goal
