@@ -86,7 +86,8 @@ def write_report(run_dir: str | os.PathLike, data: str | FerData | None = None, 
         ens_label = f"{ENSEMBLE} (mean of all {len(names)}; no ensemble.json: run the search)"
         test[ENSEMBLE] = caches["test_proba"].mean(axis=0)
         val[ENSEMBLE] = caches["val_proba"].mean(axis=0)
-    best = max(names, key=lambda n: (float((val[n].argmax(1) == vy).mean()), n))
+    val_acc = {n: float((v.argmax(1) == vy).mean()) for n, v in val.items()}   # members and the ensemble
+    best = max(names, key=lambda n: (val_acc[n], n))
     md = [f"# Report: {run.name}", "",
           f"{len(names)} model(s); classes: {', '.join(cls)}; validation {len(vy)} images (used for every "
           f"choice), test {len(ty)} images (reported only).", "",
@@ -96,7 +97,7 @@ def write_report(run_dir: str | os.PathLike, data: str | FerData | None = None, 
     # ---- summary and per-class tables
     (out / "tables").mkdir(parents=True, exist_ok=True)
     summary = comparison_table(test, ty, cls)
-    summary.insert(1, "val accuracy", [100 * float((val[n].argmax(1) == vy).mean()) for n in summary["model"]])
+    summary.insert(1, "val accuracy", [100 * val_acc[n] for n in summary["model"]])
     rep.summary = summary
     rep.files.append(_write_csv(summary, out / "tables" / "summary_test.csv"))
     md += ["## Test accuracy per class (%)", "", "Per-class accuracy is the recall of the class, as in the "
@@ -128,7 +129,7 @@ def write_report(run_dir: str | os.PathLike, data: str | FerData | None = None, 
     auc = pd.DataFrame(auc_rows)
     rep.files.append(_write_csv(auc, out / "tables" / "auc_test.csv"))
     md += ["", to_markdown(auc), ""]
-    md += _diversity_section(out, rep, names, val, test, vy, ty, manifest, best)
+    md += _diversity_section(out, rep, names, val, test, vy, ty, manifest, best, val_acc)
     md += ["## Learning curves", ""]
     for n in names:
         hist_file = run / f"{n}.history.csv"
@@ -176,7 +177,8 @@ def write_report(run_dir: str | os.PathLike, data: str | FerData | None = None, 
     return rep
 
 
-def _diversity_section(out, rep, names, val, test, vy, ty, manifest, best, shown_pairs: int = 10) -> list[str]:
+def _diversity_section(out, rep, names, val, test, vy, ty, manifest, best, val_acc,
+                       shown_pairs: int = 10) -> list[str]:
     """Pairwise disagreement of the members and the accuracy of each pair's mean: the raw material
     of an ensemble's gain. Pairs are ranked on validation, like every choice in the package."""
     if len(names) < 2:
@@ -190,7 +192,7 @@ def _diversity_section(out, rep, names, val, test, vy, ty, manifest, best, shown
     if manifest:
         shown, which = list(dict.fromkeys([*manifest["members"], best])), "the ensemble's members and the best model"
     else:
-        shown = sorted(names, key=lambda n: -float((val[n].argmax(1) == vy).mean()))[:12]
+        shown = sorted(names, key=lambda n: -val_acc[n])[:12]
         which = "the 12 best models on validation" if len(names) > 12 else "all models"
     matrix = disagreement_matrix({n: test[n] for n in shown})
     rep.files.append(_write_csv(matrix.reset_index(), out / "tables" / "disagreement_test.csv"))

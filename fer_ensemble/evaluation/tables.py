@@ -70,13 +70,14 @@ def pair_table(named_proba: dict[str, np.ndarray], y: np.ndarray) -> pd.DataFram
     their mean probabilities, and its gain over the better of the two (points)."""
     names = list(named_proba)
     proba = [np.asarray(named_proba[n]) for n in names]
-    right = [p.argmax(axis=1) == y for p in proba]
+    pred = [p.argmax(axis=1) for p in proba]
+    right = [p == y for p in pred]
     rows = []
     for i in range(len(names)):
         for j in range(i + 1, len(names)):
             pair = 100 * float((((proba[i] + proba[j]) / 2).argmax(axis=1) == y).mean())
             rows.append({"model a": names[i], "model b": names[j],
-                         "disagreement": 100 * float((proba[i].argmax(1) != proba[j].argmax(1)).mean()),
+                         "disagreement": 100 * float((pred[i] != pred[j]).mean()),
                          "both wrong": 100 * float((~right[i] & ~right[j]).mean()),
                          "pair accuracy": pair,
                          "gain": pair - 100 * max(float(right[i].mean()), float(right[j].mean()))})
