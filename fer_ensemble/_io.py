@@ -28,6 +28,30 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp.unlink()
 
 
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty staging folder beside `path`; if the block succeeds, it replaces `path` as a
+    whole (files an earlier version held and this one did not write are gone). If the block fails,
+    `path` is left as it was."""
+    import shutil
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stage = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    old = path.with_name(f".{path.name}.old{os.getpid()}")
+    for leftover in (stage, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    stage.mkdir()
+    try:
+        yield stage
+        if path.exists():
+            os.replace(path, old)
+        os.replace(stage, path)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=_json_default) + "\n")

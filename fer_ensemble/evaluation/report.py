@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .._io import write_text
+from .._io import atomic_dir, write_text
 from ..data import FerData, load_data, oversample
 from ..ensemble import MANIFEST, load_caches, manifest_proba
 from ..errors import FerEnsembleError
@@ -68,9 +68,21 @@ def _sidecars(run: Path, names: list[str]) -> dict[str, dict]:
 
 def write_report(run_dir: str | os.PathLike, data: str | FerData | None = None, gradcam: tuple[str, ...] = (),
                  gradcam_per_class: int = 3, grid_images: int = 24) -> Report:
-    """Write RUN_DIR/report/ (report.md, tables/*.csv, PNG figures); returns what was written."""
+    """Write RUN_DIR/report/ (report.md, tables/*.csv, PNG figures); returns what was written.
+
+    The folder is built aside and swapped in whole: a report that fails leaves the previous one
+    as it was, and a new one holds no figures left over from an earlier report (say Grad-CAM maps
+    of models no longer asked for)."""
     run = Path(run_dir)
-    out = run / "report"
+    final = run / "report"
+    with atomic_dir(final) as stage:
+        rep = _build_report(run, stage, data, gradcam, gradcam_per_class, grid_images)
+    rep.path = final / rep.path.relative_to(stage)
+    rep.files = [final / f.relative_to(stage) for f in rep.files]
+    return rep
+
+
+def _build_report(run: Path, out: Path, data, gradcam, gradcam_per_class, grid_images) -> Report:
     caches = load_caches(run)
     names, cls = caches["names"], caches["class_names"]
     sidecars = _sidecars(run, names)

@@ -129,3 +129,22 @@ def test_report_diversity_section_pairs_and_disagreement(searched_run):
     manifest = json.loads((searched_run / "ensemble.json").read_text())
     matrix = pd.read_csv(searched_run / "report" / "tables" / "disagreement_test.csv").set_index("model")
     assert set(manifest["members"]) <= set(matrix.index) and list(matrix.index) == list(matrix.columns)
+
+
+def test_report_folder_is_replaced_whole_and_kept_when_a_report_fails(searched_run, tmp_path):
+    """A new report holds no figure left over from an earlier one; a failing report (an unknown
+    --gradcam model) leaves the earlier report untouched and no staging folder behind."""
+    run = tmp_path / "run"
+    shutil.copytree(searched_run, run, ignore=shutil.ignore_patterns("report"))
+    stale = run / "report" / "gradcam" / "gone_model.png"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(PNG)
+    rep = write_report(run, gradcam_per_class=1)
+    assert not stale.exists() and rep.path == run / "report" / "report.md"
+    assert rep.files and all(f.exists() and run / "report" in f.parents for f in rep.files)
+    before = {p.relative_to(run): p.read_bytes() for p in (run / "report").rglob("*") if p.is_file()}
+    with pytest.raises(Exception, match="--gradcam zz: no such model"):
+        write_report(run, gradcam=("zz",), gradcam_per_class=1)
+    after = {p.relative_to(run): p.read_bytes() for p in (run / "report").rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []
