@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -32,9 +33,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty staging folder beside `path`; if the block succeeds, it replaces `path` as a
     whole (files an earlier version held and this one did not write are gone). If the block fails,
-    `path` is left as it was."""
-    import shutil
-
+    `path` is left as it was. (Between the two renames `path` is briefly absent; a folder cannot
+    be swapped onto a non-empty one in one rename.)"""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     stage = path.with_name(f".{path.name}.tmp{os.getpid()}")
