@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from fer_ensemble.ensemble import search_run
+from fer_ensemble.errors import FerEnsembleError
 from fer_ensemble.evaluation import per_class_table, to_markdown, write_report
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -143,7 +144,7 @@ def test_report_folder_is_replaced_whole_and_kept_when_a_report_fails(searched_r
     assert not stale.exists() and rep.path == run / "report" / "report.md"
     assert rep.files and all(f.exists() and run / "report" in f.parents for f in rep.files)
     before = {p.relative_to(run): p.read_bytes() for p in (run / "report").rglob("*") if p.is_file()}
-    with pytest.raises(Exception, match="--gradcam zz: no such model"):
+    with pytest.raises(FerEnsembleError, match="--gradcam zz: no such model"):
         write_report(run, gradcam=("zz",), gradcam_per_class=1)
     after = {p.relative_to(run): p.read_bytes() for p in (run / "report").rglob("*") if p.is_file()}
     assert after == before
