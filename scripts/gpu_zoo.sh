@@ -47,8 +47,18 @@ echo "zoo wall time: $(( $(date +%s) - T0 )) s" | tee -a "$OUT/train_$TAG.log"
 [ -z "$SMI" ] || kill $SMI
 C=/tmp/collect_$TAG; rm -rf $C; mkdir -p $C/logs
 python3 -m fer_ensemble collect $RUN $C/plain
-python3 -m fer_ensemble tta $RUN --data $DATA 2>&1 | tee -a "$OUT/train_$TAG.log"
-python3 -m fer_ensemble collect $RUN $C/tta
 cp $RUN/logs/*.log $C/logs/ 2>/dev/null
-tar czf "$OUT/$TAG.tgz" -C $C .
+tar czf "$OUT/$TAG.tgz" -C $C .   # the plain artifacts come back even if TTA runs out of time
+# Flip TTA, every member in its own process at once (one after another took minutes of JAX compiles).
+T1=$(date +%s)
+for j in $RUN/*.json; do
+  m=$(basename "$j" .json)
+  [ -f "$RUN/$m.h5" ] || continue
+  python3 -m fer_ensemble tta $RUN "$m" --data $DATA > /tmp/tta_${TAG}_$m.log 2>&1 &
+done
+wait
+cat /tmp/tta_${TAG}_*.log | grep -v -i warn | tee -a "$OUT/train_$TAG.log"
+echo "flip TTA wall time: $(( $(date +%s) - T1 )) s" | tee -a "$OUT/train_$TAG.log"
+python3 -m fer_ensemble collect $RUN $C/tta
+tar czf "$OUT/$TAG.tgz.part" -C $C . && mv "$OUT/$TAG.tgz.part" "$OUT/$TAG.tgz"
 ls -la "$OUT"

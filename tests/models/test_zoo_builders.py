@@ -63,6 +63,27 @@ def test_paper_zoo_matches_table1():
             assert abs(net.count_params() / table1[m.name] - 1) < 0.10, (m.name, net.count_params())
 
 
+def test_paper_fixed_zoo_changes_only_the_two_fixes():
+    """paper_fixed.toml is paper.toml but for dense dropout 0.2 in VGG1-4 and head_bn in ResNet2-4."""
+    paper, fixed = load_zoo("models_zoo/paper.toml"), load_zoo("models_zoo/paper_fixed.toml")
+    assert [m.name for m in fixed.models] == [m.name for m in paper.models] and fixed.classes == "fer6"
+    for m in paper.models:
+        change = ({"dense_dropout": 0.2} if m.name in ("VGG1", "VGG2", "VGG3", "VGG4") else
+                  {"head_bn": True} if m.name in ("ResNet2", "ResNet3", "ResNet4") else {})
+        assert fixed.get(m.name) == m.replace(args={**m.args, **change}), m.name
+
+
+def test_resnet_paper_head_bn_normalises_the_pooled_features():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    plain = create_model("resnet_paper", num_classes=6, stages=[1, 1], filters=8)
+    headed = create_model("resnet_paper", num_classes=6, stages=[1, 1], filters=8, head_bn=True)
+    names = [layer.name for layer in headed.layers]
+    assert names.index("head_relu") == names.index("pool") - 1 and "head_bn" not in [l.name for l in plain.layers]
+    assert headed.count_params() == plain.count_params() + 4 * 16  # BN: gamma, beta, mean, variance
+
+
 def test_quick_zoo_builds():
     zoo = load_zoo("models_zoo/quick.toml")
     assert zoo.classes == "fer7" and len(zoo.models) >= 4
