@@ -162,12 +162,19 @@ def zoo_from_dict(raw: dict, path: str = "zoo") -> Zoo:
         spec = _validated(merged, where=f"{path}: model {label!r}")
         if spec.name in seen:
             raise ModelError(f"{path}: model {spec.name!r} appears twice")
-        if source is not None and (source.builder, source.args) != (spec.builder, spec.args):
+        if source is not None and _architecture(source) != _architecture(spec):
             raise ModelError(f"{path}: model {spec.name!r}: init_from {spec.init_from!r} has a different builder or "
-                             "args; a warm start needs the same architecture (leave them out to inherit them)")
+                             "args; a warm start needs the same architecture (leave them out to inherit them; "
+                             "only 'preprocess', which has no weights, may differ)")
         seen.add(spec.name)
         models.append(spec)
     return Zoo(name=meta.get("name", Path(path).stem), classes=classes, models=tuple(models), path=str(path))
+
+
+def _architecture(spec: ModelSpec) -> tuple:
+    """What a warm start must share with its source: the builder and its args except the input
+    preprocessing, a weightless layer in front of the network (a restart may change the view)."""
+    return spec.builder, {k: v for k, v in spec.args.items() if k != "preprocess"}
 
 
 def _earlier(entry: dict, key: str, earlier: list[ModelSpec], where: str) -> ModelSpec | None:

@@ -133,6 +133,19 @@ def test_init_from_inherits_architecture(tmp_path):
     assert ModelSpec.from_dict(a_ft.to_dict()) == a_ft
 
 
+def test_init_from_may_change_only_the_input_view(tmp_path):
+    """A warm start may restate its source's args with another `preprocess` (a weightless layer),
+    and nothing else."""
+    p = tmp_path / "z.toml"
+    base = '[[model]]\nname="a"\nbuilder="lenet"\nargs={dense_dropout=0.1}\n[[model]]\nname="a_eq"\ninit_from="a"\n'
+    p.write_text(base + 'args={dense_dropout=0.1, preprocess="equalize"}\n')
+    a, a_eq = load_zoo(p).models
+    assert (a_eq.builder, a_eq.args) == ("lenet", {"dense_dropout": 0.1, "preprocess": "equalize"})
+    p.write_text(base + 'args={dense_dropout=0.2, preprocess="equalize"}\n')
+    with pytest.raises(ModelError, match="model 'a_eq': init_from 'a' has a different builder or args"):
+        load_zoo(p)
+
+
 def test_like_copies_an_earlier_recipe(tmp_path):
     """`like` copies every setting but the name, over [defaults]; the entry's own keys win. A copy
     of a warm start keeps its init_from unless it restates one."""

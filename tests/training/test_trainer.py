@@ -202,6 +202,14 @@ def test_warm_start_copies_the_source_weights(tiny_run, tiny_data, tmp_path):
     assert cold.sidecar["initialized_from"] is None
     with pytest.raises(TrainingError, match=r"init_from 'nope'.*nope.h5"):
         train_model(spec.replace(name="b_x", init_from="nope"), tiny_data, tmp_path, progress=False)
+    # A restart on another input view: the weights behind the (weightless) equalize layer are the source's.
+    eq = train_model(spec.replace(name="b_eq", args={**spec.args, "preprocess": "equalize"}), tiny_data, tmp_path,
+                     progress=False)
+    assert eq.sidecar["initialized_from"]["name"] == "b_sep"
+    assert [layer.name for layer in keras.models.load_model(tmp_path / "b_eq.h5", compile=False,
+                                                             safe_mode=True).layers][1] == "equalize"
+    for a, b in zip(trainable("b_eq"), trainable("b_sep")):
+        np.testing.assert_allclose(a, b, atol=1e-6)
 
 
 def test_ferplus_targets_blend_the_votes_into_training_targets(tmp_path, tiny_data, monkeypatch):
