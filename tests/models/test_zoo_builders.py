@@ -254,6 +254,19 @@ def test_cpu_zoo_equalized_chain_differs_from_vgg_x32_only_in_its_input():
         previous = name
 
 
+def test_cpu_zoo_round19_restarts_each_resnet_seed_on_the_equalized_view():
+    """Round 19: one more restart of each raw-input ResNet seed's last phase, the same recipe as its
+    restarts but on equalized faces, with seeds no other member uses."""
+    zoo = load_zoo("models_zoo/cpu.toml")
+    seeds = {spec.seed for spec in zoo.models if not spec.name.endswith("_eq")}
+    for tag in ("y24", "z24", "v24"):
+        spec, source = zoo.get(f"res_{tag}_eq"), zoo.get(f"res_{tag}_ft3")
+        assert spec.init_from == source.name and spec.args == {**source.args, "preprocess": "equalize"}
+        assert spec.replace(name=source.name, args=source.args, init_from=source.init_from, seed=source.seed) == source
+        assert spec.seed not in seeds
+        seeds.add(spec.seed)
+
+
 @pytest.mark.parametrize("tag, view", [("z24", {}), ("v24", {}), ("e24", {"preprocess": "equalize"})])
 def test_cpu_zoo_resnet_reseeds_differ_from_the_first_chain_only_in_their_seeds(tag: str, view: dict):
     """Rounds 16-18's res_z24, res_v24 and res_e24 chains repeat res_y24's, phase by phase, with fresh
