@@ -49,7 +49,8 @@ C=/tmp/collect_$TAG; rm -rf $C; mkdir -p $C/logs
 python3 -m fer_ensemble collect $RUN $C/plain
 cp $RUN/logs/*.log $C/logs/ 2>/dev/null
 tar czf "$OUT/$TAG.tgz" -C $C .   # the plain artifacts come back even if TTA runs out of time
-# Flip TTA, every member in its own process at once (one after another took minutes of JAX compiles).
+# Flip TTA, every member in its own process at once: one after another, each would wait for the
+# previous one's JAX compiles.
 T1=$(date +%s)
 for j in $RUN/*.json; do
   m=$(basename "$j" .json)
