@@ -52,9 +52,9 @@ def resnet_paper(input_shape=(48, 48, 1), num_classes=7, *, stages=(3, 4, 6, 3),
                  head_bn=False):
     """The study's ResNet: ResNet2 uses stages [2, 5, 5, 2], ResNet3/4 [3, 4, 6, 3].
 
-    head_bn adds batch norm and ReLU before the pooling, as pre-activation ResNets end: without it
-    the 64-filter members sat at chance on FER2013 with the study's recipe (a growing, unnormalised
-    residual stream feeds the classifier; README, GPU track)."""
+    head_bn adds batch norm and ReLU before the pooling, as pre-activation ResNets end. Without it
+    the 64-filter members sat at chance on FER2013 with the study's recipe; the suspected cause (not
+    yet tested on a GPU) is the unnormalised residual stream feeding the classifier (README, GPU track)."""
     return _resnet(input_shape, num_classes, tuple(stages), filters, "paper", dropout, "resnet_paper", head_bn)
 
 
