@@ -73,7 +73,7 @@ def test_paper_fixed_zoo_changes_only_the_two_fixes():
         assert fixed.get(m.name) == m.replace(args={**m.args, **change}), m.name
 
 
-def test_resnet_paper_head_bn_normalises_the_pooled_features():
+def test_resnet_paper_head_bn_puts_batch_norm_and_relu_before_the_pooling():
     import keras
 
     keras.utils.set_random_seed(0)
