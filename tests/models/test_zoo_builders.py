@@ -267,6 +267,21 @@ def test_cpu_zoo_round19_restarts_each_resnet_seed_on_the_equalized_view():
         seeds.add(spec.seed)
 
 
+def test_cpu_zoo_round20_restarts_three_resnet_seeds_on_class_weighted_loss():
+    """Round 20: one class-weighted restart of the last phase of three ResNet chains (not the best
+    member's), otherwise the restarts' recipe and the source's architecture, with fresh seeds."""
+    zoo = load_zoo("models_zoo/cpu.toml")
+    seeds = {spec.seed for spec in zoo.models if not spec.name.endswith("_cw")}
+    for tag in ("z24", "v24", "e24"):
+        spec, source = zoo.get(f"res_{tag}_cw"), zoo.get(f"res_{tag}_ft3")
+        assert spec.init_from == source.name and spec.args == source.args
+        assert spec.balancing == "class_weights" and source.balancing == "none"
+        assert spec.replace(name=source.name, init_from=source.init_from, seed=source.seed,
+                            balancing="none") == source
+        assert spec.seed not in seeds
+        seeds.add(spec.seed)
+
+
 @pytest.mark.parametrize("tag, view", [("z24", {}), ("v24", {}), ("e24", {"preprocess": "equalize"})])
 def test_cpu_zoo_resnet_reseeds_differ_from_the_first_chain_only_in_their_seeds(tag: str, view: dict):
     """Rounds 16-18's res_z24, res_v24 and res_e24 chains repeat res_y24's, phase by phase, with fresh
