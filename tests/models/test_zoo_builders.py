@@ -267,13 +267,15 @@ def test_cpu_zoo_round19_restarts_each_resnet_seed_on_the_equalized_view():
         seeds.add(spec.seed)
 
 
-def test_cpu_zoo_round20_restarts_three_resnet_seeds_on_class_weighted_loss():
-    """Round 20: one class-weighted restart of the last phase of three ResNet chains (not the best
-    member's), otherwise the restarts' recipe and the source's architecture, with fresh seeds."""
+def test_cpu_zoo_rounds20_21_restart_resnet_and_vgg_chains_on_class_weighted_loss():
+    """Rounds 20-21: one class-weighted restart of the last phase of three ResNet chains (not the
+    best member's) and two VGG chains; otherwise the restarts' recipe and the source's
+    architecture, with fresh seeds."""
     zoo = load_zoo("models_zoo/cpu.toml")
     seeds = {spec.seed for spec in zoo.models if not spec.name.endswith("_cw")}
-    for tag in ("z24", "v24", "e24"):
-        spec, source = zoo.get(f"res_{tag}_cw"), zoo.get(f"res_{tag}_ft3")
+    for name, source in (("res_z24_cw", "res_z24_ft3"), ("res_v24_cw", "res_v24_ft3"), ("res_e24_cw", "res_e24_ft3"),
+                         ("vgg_x32_cw", "vgg_x32_ft4"), ("vgg_w32_cw", "vgg_w32_ft4")):
+        spec, source = zoo.get(name), zoo.get(source)
         assert spec.init_from == source.name and spec.args == source.args
         assert spec.balancing == "class_weights" and source.balancing == "none"
         assert spec.replace(name=source.name, init_from=source.init_from, seed=source.seed,
