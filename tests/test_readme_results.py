@@ -34,7 +34,8 @@ def _member_rows(kind: str) -> list[list[str]]:
     """Rows naming a committed member: the member table (9 cells, parameter count in M) or the
     per-class table (9 cells, numbers)."""
     # A member's name is one word; other first cells (ensembles) can exceed a file name's length.
-    rows = [r for r in _rows() if len(r) == 9 and re.fullmatch(r"\w+", r[0]) and (RESULTS / f"{r[0]}.json").exists()]
+    rows = [r for r in _rows()
+            if len(r) == 9 and re.fullmatch(r"\w+", r[0]) and (RESULTS / f"{r[0]}.json").exists()]
     return [r for r in rows if r[1].endswith("M") == (kind == "members")]
 
 
