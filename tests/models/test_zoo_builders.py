@@ -299,3 +299,21 @@ def test_cpu_zoo_resnet_reseeds_differ_from_the_first_chain_only_in_their_seeds(
         assert spec.seed not in seeds | taken
         seeds.add(spec.seed)
         previous = name
+
+
+def test_cpu_zoo_round22_repeats_the_vgg_x32_chain_with_fresh_seeds_and_ends_class_weighted():
+    """Round 22's vgg_y32 chain is vgg_x32's phase by phase (FER+-blended first phase, cosine
+    restarts) with fresh seeds; its last phase is the class-weighted restart, taken from the third
+    restart instead of the fourth."""
+    zoo = load_zoo("models_zoo/cpu.toml")
+    taken = {spec.seed for spec in zoo.models if not spec.name.startswith("vgg_y32")}
+    previous, seeds = "", set()
+    for name, twin in (("vgg_y32", "vgg_x32"), ("vgg_y32_ft", "vgg_x32_ft"), ("vgg_y32_ft2", "vgg_x32_ft2"),
+                       ("vgg_y32_ft3", "vgg_x32_ft3"), ("vgg_y32_cw", "vgg_x32_cw")):
+        spec, twin = zoo.get(name), zoo.get(twin)
+        assert spec.init_from == previous
+        assert spec.replace(name=twin.name, init_from=twin.init_from, seed=twin.seed) == twin
+        assert spec.seed not in seeds | taken
+        seeds.add(spec.seed)
+        previous = name
+    assert zoo.get("vgg_y32").ferplus_targets == 0.5 and zoo.get("vgg_y32_cw").balancing == "class_weights"
