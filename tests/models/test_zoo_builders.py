@@ -284,21 +284,30 @@ def test_cpu_zoo_rounds20_21_restart_resnet_and_vgg_chains_on_class_weighted_los
         seeds.add(spec.seed)
 
 
+def _assert_chain_repeats(zoo, chain: list[str], twins: list[str], view: dict | None = None) -> None:
+    """Each phase of `chain` starts from the phase before it and equals its twin's spec except for
+    the name, `init_from`, the seed and the input view (`view`, added to the twin's args); every
+    seed is fresh, among the chain's and every other member's."""
+    taken = {spec.seed for spec in zoo.models if spec.name not in chain}
+    previous, seeds = "", set()
+    for name, twin in zip(chain, twins, strict=True):
+        spec, twin = zoo.get(name), zoo.get(twin)
+        assert spec.init_from == previous, name
+        assert spec.args == {**twin.args, **(view or {})}, name
+        assert spec.replace(name=twin.name, args=twin.args, init_from=twin.init_from, seed=twin.seed) == twin, name
+        assert spec.seed not in seeds | taken, name
+        seeds.add(spec.seed)
+        previous = name
+
+
 @pytest.mark.parametrize("tag, view", [("z24", {}), ("v24", {}), ("e24", {"preprocess": "equalize"})])
 def test_cpu_zoo_resnet_reseeds_differ_from_the_first_chain_only_in_their_seeds(tag: str, view: dict):
     """Rounds 16-18's res_z24, res_v24 and res_e24 chains repeat res_y24's, phase by phase, with fresh
     seeds; round 18's also sees histogram-equalized faces, and every restart inherits that view."""
     zoo = load_zoo("models_zoo/cpu.toml")
-    taken = {spec.seed for spec in zoo.models if tag not in spec.name}  # every other member's
-    previous, seeds = "", set()
-    for name in (f"res_{tag}", f"res_{tag}_ft", f"res_{tag}_ft2", f"res_{tag}_ft3"):
-        spec, twin = zoo.get(name), zoo.get(name.replace(tag, "y24"))
-        assert spec.init_from == previous and twin.init_from == previous.replace(tag, "y24")
-        assert spec.args == {**twin.args, **view}
-        assert spec.replace(name=twin.name, args=twin.args, init_from=twin.init_from, seed=twin.seed) == twin
-        assert spec.seed not in seeds | taken
-        seeds.add(spec.seed)
-        previous = name
+    twins = ["res_y24", "res_y24_ft", "res_y24_ft2", "res_y24_ft3"]
+    assert [zoo.get(t).init_from for t in twins] == ["", *twins[:-1]]
+    _assert_chain_repeats(zoo, [t.replace("y24", tag) for t in twins], twins, view)
 
 
 def test_cpu_zoo_round22_repeats_the_vgg_x32_chain_with_fresh_seeds_and_ends_class_weighted():
@@ -306,14 +315,6 @@ def test_cpu_zoo_round22_repeats_the_vgg_x32_chain_with_fresh_seeds_and_ends_cla
     restarts) with fresh seeds; its last phase is the class-weighted restart, taken from the third
     restart instead of the fourth."""
     zoo = load_zoo("models_zoo/cpu.toml")
-    taken = {spec.seed for spec in zoo.models if not spec.name.startswith("vgg_y32")}
-    previous, seeds = "", set()
-    for name, twin in (("vgg_y32", "vgg_x32"), ("vgg_y32_ft", "vgg_x32_ft"), ("vgg_y32_ft2", "vgg_x32_ft2"),
-                       ("vgg_y32_ft3", "vgg_x32_ft3"), ("vgg_y32_cw", "vgg_x32_cw")):
-        spec, twin = zoo.get(name), zoo.get(twin)
-        assert spec.init_from == previous
-        assert spec.replace(name=twin.name, init_from=twin.init_from, seed=twin.seed) == twin
-        assert spec.seed not in seeds | taken
-        seeds.add(spec.seed)
-        previous = name
+    twins = ["vgg_x32", "vgg_x32_ft", "vgg_x32_ft2", "vgg_x32_ft3", "vgg_x32_cw"]
+    _assert_chain_repeats(zoo, [t.replace("x32", "y32") for t in twins], twins)
     assert zoo.get("vgg_y32").ferplus_targets == 0.5 and zoo.get("vgg_y32_cw").balancing == "class_weights"
