@@ -318,3 +318,15 @@ def test_cpu_zoo_round22_repeats_the_vgg_x32_chain_with_fresh_seeds_and_ends_cla
     twins = ["vgg_x32", "vgg_x32_ft", "vgg_x32_ft2", "vgg_x32_ft3", "vgg_x32_cw"]
     _assert_chain_repeats(zoo, [t.replace("x32", "y32") for t in twins], twins)
     assert zoo.get("vgg_y32").ferplus_targets == 0.5 and zoo.get("vgg_y32_cw").balancing == "class_weights"
+
+
+def test_cpu_zoo_round23_reseeds_the_resnet_chain_and_restarts_it_once_class_weighted():
+    """Round 23's res_w24 is res_y24's first phase with a fresh seed; its one restart is
+    res_y24_ft's recipe on class-weighted loss (rounds 20-21's lever), also freshly seeded."""
+    zoo = load_zoo("models_zoo/cpu.toml")
+    _assert_chain_repeats(zoo, ["res_w24"], ["res_y24"])
+    spec, twin = zoo.get("res_w24_cw"), zoo.get("res_y24_ft")
+    assert spec.init_from == "res_w24" and spec.args == zoo.get("res_w24").args
+    assert spec.balancing == "class_weights" and twin.balancing == "none"
+    assert spec.replace(name=twin.name, init_from=twin.init_from, seed=twin.seed, balancing="none") == twin
+    assert spec.seed not in {s.seed for s in zoo.models if s.name != "res_w24_cw"}
