@@ -322,9 +322,10 @@ def test_cpu_zoo_round22_repeats_the_vgg_x32_chain_with_fresh_seeds_and_ends_cla
 
 def test_cpu_zoo_round23_reseeds_the_resnet_chain_and_restarts_it_once_class_weighted():
     """Round 23's res_w24 is res_y24's first phase with a fresh seed; its one restart is
-    res_y24_ft's recipe on class-weighted loss (rounds 20-21's lever), also freshly seeded."""
+    res_y24_ft's recipe on class-weighted loss (rounds 20-21's lever), also freshly seeded; round 24
+    continues res_w24 with res_y24's plain restarts."""
     zoo = load_zoo("models_zoo/cpu.toml")
-    _assert_chain_repeats(zoo, ["res_w24"], ["res_y24"])
+    _assert_chain_repeats(zoo, ["res_w24", "res_w24_ft"], ["res_y24", "res_y24_ft"])
     spec, twin = zoo.get("res_w24_cw"), zoo.get("res_y24_ft")
     assert spec.init_from == "res_w24" and spec.args == zoo.get("res_w24").args
     assert spec.balancing == "class_weights" and twin.balancing == "none"
