@@ -323,11 +323,12 @@ def test_cpu_zoo_round22_repeats_the_vgg_x32_chain_with_fresh_seeds_and_ends_cla
 def test_cpu_zoo_round23_reseeds_the_resnet_chain_and_restarts_it_once_class_weighted():
     """Round 23's res_w24 is res_y24's first phase with a fresh seed; its one restart is
     res_y24_ft's recipe on class-weighted loss (rounds 20-21's lever), also freshly seeded; round 24
-    continues res_w24 with res_y24's plain restarts."""
+    continues res_w24 with res_y24's plain restarts and round 25 takes them to the third."""
     zoo = load_zoo("models_zoo/cpu.toml")
-    _assert_chain_repeats(zoo, ["res_w24", "res_w24_ft"], ["res_y24", "res_y24_ft"])
-    spec, twin = zoo.get("res_w24_cw"), zoo.get("res_y24_ft")
-    assert spec.init_from == "res_w24" and spec.args == zoo.get("res_w24").args
-    assert spec.balancing == "class_weights" and twin.balancing == "none"
-    assert spec.replace(name=twin.name, init_from=twin.init_from, seed=twin.seed, balancing="none") == twin
+    twins = ["res_y24", "res_y24_ft", "res_y24_ft2", "res_y24_ft3"]
+    _assert_chain_repeats(zoo, [t.replace("y24", "w24") for t in twins], twins)
+    # res_w24_cw is its plain sibling res_w24_ft on class-weighted loss.
+    spec, sibling = zoo.get("res_w24_cw"), zoo.get("res_w24_ft")
+    assert spec.balancing == "class_weights" and sibling.balancing == "none"
+    assert spec.replace(name=sibling.name, seed=sibling.seed, balancing="none") == sibling
     assert spec.seed not in {s.seed for s in zoo.models if s.name != "res_w24_cw"}
