@@ -256,10 +256,10 @@ def test_cpu_zoo_equalized_chain_differs_from_vgg_x32_only_in_its_input():
 
 def test_cpu_zoo_round19_restarts_each_resnet_seed_on_the_equalized_view():
     """Round 19: one more restart of each raw-input ResNet seed's last phase, the same recipe as its
-    restarts but on equalized faces, with seeds no other member uses."""
+    restarts but on equalized faces, with seeds no other member uses; round 26 adds res_w24's."""
     zoo = load_zoo("models_zoo/cpu.toml")
     seeds = {spec.seed for spec in zoo.models if not spec.name.endswith("_eq")}
-    for tag in ("y24", "z24", "v24"):
+    for tag in ("y24", "z24", "v24", "w24"):
         spec, source = zoo.get(f"res_{tag}_eq"), zoo.get(f"res_{tag}_ft3")
         assert spec.init_from == source.name and spec.args == {**source.args, "preprocess": "equalize"}
         assert spec.replace(name=source.name, args=source.args, init_from=source.init_from, seed=source.seed) == source
