@@ -301,10 +301,11 @@ def _assert_chain_repeats(zoo, chain: list[str], twins: list[str], view: dict | 
         previous = name
 
 
-@pytest.mark.parametrize("tag, view", [("z24", {}), ("v24", {}), ("e24", {"preprocess": "equalize"})])
+@pytest.mark.parametrize("tag, view", [("z24", {}), ("v24", {}), ("e24", {"preprocess": "equalize"}), ("w24", {})])
 def test_cpu_zoo_resnet_reseeds_differ_from_the_first_chain_only_in_their_seeds(tag: str, view: dict):
-    """Rounds 16-18's res_z24, res_v24 and res_e24 chains repeat res_y24's, phase by phase, with fresh
-    seeds; round 18's also sees histogram-equalized faces, and every restart inherits that view."""
+    """Rounds 16-18's res_z24, res_v24 and res_e24 chains and rounds 23-25's res_w24 chain repeat
+    res_y24's, phase by phase, with fresh seeds; round 18's also sees histogram-equalized faces, and
+    every restart inherits that view."""
     zoo = load_zoo("models_zoo/cpu.toml")
     twins = ["res_y24", "res_y24_ft", "res_y24_ft2", "res_y24_ft3"]
     assert [zoo.get(t).init_from for t in twins] == ["", *twins[:-1]]
@@ -321,14 +322,10 @@ def test_cpu_zoo_round22_repeats_the_vgg_x32_chain_with_fresh_seeds_and_ends_cla
     assert zoo.get("vgg_y32").ferplus_targets == 0.5 and zoo.get("vgg_y32_cw").balancing == "class_weights"
 
 
-def test_cpu_zoo_round23_reseeds_the_resnet_chain_and_restarts_it_once_class_weighted():
-    """Round 23's res_w24 is res_y24's first phase with a fresh seed; its one restart is
-    res_y24_ft's recipe on class-weighted loss (rounds 20-21's lever), also freshly seeded; round 24
-    continues res_w24 with res_y24's plain restarts and round 25 takes them to the third."""
+def test_cpu_zoo_round23_restarts_res_w24_once_class_weighted():
+    """Round 23's first restart of res_w24 (whose chain the reseed test above checks phase by phase)
+    is its plain sibling res_w24_ft on class-weighted loss (rounds 20-21's lever), freshly seeded."""
     zoo = load_zoo("models_zoo/cpu.toml")
-    twins = ["res_y24", "res_y24_ft", "res_y24_ft2", "res_y24_ft3"]
-    _assert_chain_repeats(zoo, [t.replace("y24", "w24") for t in twins], twins)
-    # res_w24_cw is its plain sibling res_w24_ft on class-weighted loss.
     spec, sibling = zoo.get("res_w24_cw"), zoo.get("res_w24_ft")
     assert spec.balancing == "class_weights" and sibling.balancing == "none"
     assert spec.replace(name=sibling.name, seed=sibling.seed, balancing="none") == sibling
