@@ -330,3 +330,14 @@ def test_cpu_zoo_round23_restarts_res_w24_once_class_weighted():
     assert spec.balancing == "class_weights" and sibling.balancing == "none"
     assert spec.replace(name=sibling.name, seed=sibling.seed, balancing="none") == sibling
     assert spec.seed not in {s.seed for s in zoo.models if s.name != "res_w24_cw"}
+
+
+@pytest.mark.parametrize("name, source", [("res_w24_ft4", "res_w24_ft3"), ("vgg_y32_ft4", "vgg_y32_ft3")])
+def test_cpu_zoo_round27_takes_a_fourth_plain_restart(name: str, source: str):
+    """Round 27: a fourth restart of the res_w24 and vgg_y32 chains is their third restart's spec
+    started from that restart, with a seed no other member uses."""
+    zoo = load_zoo("models_zoo/cpu.toml")
+    spec, third = zoo.get(name), zoo.get(source)
+    assert spec.init_from == source
+    assert spec.replace(name=third.name, init_from=third.init_from, seed=third.seed) == third
+    assert spec.seed not in {s.seed for s in zoo.models if s.name != name}
