@@ -8,6 +8,8 @@ same shuffling and balancing, whose augmentation the trainer runs on the device 
 """
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from .. import _tf  # noqa: F401
@@ -43,11 +45,14 @@ def _balanced(x, y, num_classes, soft, balancing, oversample_fraction, seed):
 def train_dataset(x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: int = 64, *,
                   soft: np.ndarray | None = None, augment: AugmentConfig | None = None,
                   balancing: str = "none", oversample_fraction: float = 0.6, seed: int = 0,
-                  scaling: dict = DEFAULT_SCALING, steps_per_epoch: int | None = None):
+                  scaling: dict = DEFAULT_SCALING, steps_per_epoch: int | None = None,
+                  initial_epoch: int = 0):
     """A repeating, shuffled training dataset of (images, one-hot or soft targets) batches.
 
     balancing: "none", "oversample" (replicate a fraction of the smaller classes) or "batches"
     (every batch holds each class equally often). Class weights are applied by the trainer.
+    initial_epoch: where a resumed run starts; the batches continue the order an uninterrupted run
+    would have seen (the skipped index batches cost no image work), not its first epochs' again.
     """
     import tensorflow as tf
 
@@ -62,6 +67,7 @@ def train_dataset(x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: in
     else:
         ds = (tf.data.Dataset.range(len(y)).shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
               .repeat().batch(batch_size, drop_remainder=True))
+    ds = ds.skip(initial_epoch * steps)
     augmenter = build_augmenter(augment, seed=seed) if augment else None
     scale, offset = float(scaling["scale"]), float(scaling["offset"])
 
@@ -75,8 +81,13 @@ def train_dataset(x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: in
     return ds.prefetch(tf.data.AUTOTUNE), steps
 
 
-def _index_plan(y: np.ndarray, batch_size: int, steps: int, balancing: str, seed: int):
-    """Endless batches of indices: a fresh permutation per pass, or class-balanced batches."""
+def _index_plan(y: np.ndarray, batch_size: int, steps: int, balancing: str, seed: int, skip: int = 0):
+    """Endless batches of indices: a fresh permutation per pass, or class-balanced batches; the
+    first `skip` batches are left out."""
+    return itertools.islice(_index_batches(y, batch_size, steps, balancing, seed), skip, None)
+
+
+def _index_batches(y, batch_size, steps, balancing, seed):
     rng = np.random.default_rng(seed)
     while True:
         if balancing == "batches":
@@ -90,11 +101,11 @@ def _index_plan(y: np.ndarray, batch_size: int, steps: int, balancing: str, seed
 def train_batches(x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: int = 64, *,
                   soft: np.ndarray | None = None, balancing: str = "none", oversample_fraction: float = 0.6,
                   seed: int = 0, scaling: dict = DEFAULT_SCALING, steps_per_epoch: int | None = None,
-                  class_weight: dict[int, float] | None = None):
+                  class_weight: dict[int, float] | None = None, initial_epoch: int = 0):
     """The backend-neutral counterpart of `train_dataset` without augmentation: an endless
     generator of (scaled float32 images, targets) numpy batches, and the steps per epoch.
     `class_weight` becomes a third element, per-sample weights (Keras takes no class_weight
-    with generator input)."""
+    with generator input). A run resumed at `initial_epoch` continues the uninterrupted order."""
     x, y, targets = _balanced(x, y, num_classes, soft, balancing, oversample_fraction, seed)
     steps = steps_per_epoch or max(1, len(y) // batch_size)
     scale, offset = np.float32(scaling["scale"]), np.float32(scaling["offset"])
@@ -104,7 +115,7 @@ def train_batches(x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: in
         per_sample = np.array([class_weight.get(c, 1.0) for c in range(num_classes)], np.float32)[y]
 
     def batches():
-        for idx in _index_plan(y, batch_size, steps, balancing, seed):
+        for idx in _index_plan(y, batch_size, steps, balancing, seed, skip=initial_epoch * steps):
             xb = x[idx].astype(np.float32)[..., None] * scale + offset
             yield (xb, targets[idx]) if per_sample is None else (xb, targets[idx], per_sample[idx])
 

@@ -158,7 +158,8 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
     # Resume bookkeeping: epochs finished according to the backup, history trimmed to match.
     backup_dir = work / "backup"
     meta = backup_dir / "training_metadata.json"
-    initial_epoch = json.loads(meta.read_text())["epoch"] + 1 if meta.exists() else 0
+    # Keras stores the number of finished epochs, i.e. the index of the epoch that resumes
+    initial_epoch = int(json.loads(meta.read_text())["epoch"]) if meta.exists() else 0
     history_file = work / "history.csv"
     history = pd.read_csv(history_file) if history_file.exists() and history_file.stat().st_size else pd.DataFrame()
     if not history.empty:
@@ -182,7 +183,7 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
     try:
         weights = class_weights(data.train.y, data.num_classes) if spec.balancing == "class_weights" else None
         common = dict(soft=train_soft, balancing=spec.balancing, oversample_fraction=spec.oversample_fraction,
-                      seed=spec.seed, steps_per_epoch=spec.steps_per_epoch or None)
+                      seed=spec.seed, steps_per_epoch=spec.steps_per_epoch or None, initial_epoch=initial_epoch)
         if pipeline == "tf":
             train_ds, steps = train_dataset(data.train.x, data.train.y, data.num_classes, spec.batch_size,
                                             augment=augment, **common)
@@ -219,12 +220,14 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
         if spec.lr_schedule == "plateau":
             patient.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=spec.plateau_factor,
                                                              patience=spec.plateau_patience, min_lr=spec.min_lr))
+        # The backup is written after the epoch's history row and checkpoint: a run killed between
+        # them redoes that epoch and drops the extra row on resume, instead of losing the row.
         callbacks = [
-            keras.callbacks.BackupAndRestore(str(backup_dir)),
             *patient, keras.callbacks.TerminateOnNaN(), LogLearningRate(),
             InnerModelCheckpoint(net, str(best_ckpt), monitor="val_accuracy", mode="max",
                                  save_best_only=True, initial_value_threshold=best_acc),
             keras.callbacks.CSVLogger(str(history_file), append=True),
+            keras.callbacks.BackupAndRestore(str(backup_dir)),
             SeedResumedState(history, patient),
         ]
         limit = TimeLimit(time_limit) if time_limit else None

@@ -89,6 +89,35 @@ def test_same_seed_same_metrics_on_cpu(tmp_path, tiny_data, tiny_zoo_file):
     assert r1.sidecar["metrics"] == r2.sidecar["metrics"]
 
 
+
+@pytest.mark.parametrize("pipeline", ["tf", "arrays"])
+def test_an_interrupted_run_resumes_as_if_uninterrupted(tmp_path, tiny_data, tiny_zoo_file, monkeypatch, pipeline):
+    """Stopped after its second epoch and run again, a member trains its last epochs on the batches an
+    uninterrupted run sees there (not its first epochs' again), so the two histories agree."""
+    import fer_ensemble.training.callbacks as callbacks
+
+    spec = load_zoo(tiny_zoo_file).get("a_vgg").replace(epochs=4, augment=False)
+    whole = train_model(spec, tiny_data, tmp_path / "whole", progress=False, pipeline=pipeline)
+
+    class Stop(Exception):
+        pass
+
+    class StopAfterSecondEpoch(callbacks.SeedResumedState):   # the last callback: the epoch is saved
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise Stop
+
+    with monkeypatch.context() as m:
+        m.setattr(callbacks, "SeedResumedState", StopAfterSecondEpoch)
+        with pytest.raises(Stop):
+            train_model(spec, tiny_data, tmp_path / "cut", progress=False, pipeline=pipeline)
+    resumed = train_model(spec, tiny_data, tmp_path / "cut", progress=False, pipeline=pipeline)
+    assert resumed.sidecar["resumed_from_epoch"] == 2 and resumed.sidecar["epochs_run"] == 4
+    h_whole, h_cut = (pd.read_csv(d / "a_vgg.history.csv") for d in (tmp_path / "whole", tmp_path / "cut"))
+    assert h_cut["epoch"].tolist() == [0, 1, 2, 3]
+    np.testing.assert_allclose(h_cut["loss"], h_whole["loss"], rtol=1e-4)
+    assert resumed.sidecar["metrics"]["val"]["accuracy"] == pytest.approx(whole.sidecar["metrics"]["val"]["accuracy"])
+
 def test_synthetic_data_is_learnable_but_not_trivial(tmp_path):
     from fer_ensemble.data import make_synthetic
 
