@@ -45,6 +45,7 @@ class _SkipLegacyH5Note(logging.Filter):
 
 if not any(isinstance(f, _SkipLegacyH5Note) for f in logging.getLogger("absl").filters):
     logging.getLogger("absl").addFilter(_SkipLegacyH5Note())
+log = logging.getLogger(__name__)
 SIDECAR_FORMAT = 1
 
 
@@ -157,9 +158,7 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
 
     # Resume bookkeeping: epochs finished according to the backup, history trimmed to match.
     backup_dir = work / "backup"
-    meta = backup_dir / "training_metadata.json"
-    # Keras stores the number of finished epochs, i.e. the index of the epoch that resumes
-    initial_epoch = int(json.loads(meta.read_text())["epoch"]) if meta.exists() else 0
+    initial_epoch = _usable_backup(backup_dir, spec.name)
     history_file = work / "history.csv"
     history = pd.read_csv(history_file) if history_file.exists() and history_file.stat().st_size else pd.DataFrame()
     if not history.empty:
@@ -227,7 +226,7 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
             InnerModelCheckpoint(net, str(best_ckpt), monitor="val_accuracy", mode="max",
                                  save_best_only=True, initial_value_threshold=best_acc),
             keras.callbacks.CSVLogger(str(history_file), append=True),
-            keras.callbacks.BackupAndRestore(str(backup_dir)),
+            keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True),
             SeedResumedState(history, patient),
         ]
         limit = TimeLimit(time_limit) if time_limit else None
@@ -297,6 +296,41 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
     shutil.rmtree(work, ignore_errors=True)
     _remove_empty(out_dir / ".work")
     return TrainResult(spec.name, sidecar)
+
+
+def _usable_backup(backup_dir: Path, name: str) -> int:
+    """Epochs finished according to the BackupAndRestore backup in `backup_dir` (0 without one),
+    after making it loadable: a run killed while the backup was being written leaves a truncated
+    weights file or metadata; then the previous epoch's copy (`double_checkpoint`) replaces it, or,
+    when there is none, the phase starts over. Keras stores the number of finished epochs, which is
+    also the index of the epoch that resumes."""
+    import h5py
+
+    weights, meta = backup_dir / "latest.weights.h5", backup_dir / "training_metadata.json"
+
+    def finished() -> int | None:
+        try:
+            with h5py.File(weights, "r"):
+                pass
+            return int(json.loads(meta.read_text())["epoch"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    if not backup_dir.exists() or not (weights.exists() or meta.exists()):
+        return 0
+    epochs = finished()
+    if epochs is None:
+        previous = [Path(f"{p}.bkp") for p in (weights, meta)]
+        if all(p.exists() for p in previous):
+            for src, dst in zip(previous, (weights, meta)):
+                shutil.copyfile(src, dst)
+            epochs = finished()
+        if epochs is None:
+            shutil.rmtree(backup_dir)
+            epochs = 0
+        log.warning("model %r: the last backup was cut short (killed while it was written); "
+                    "resuming from %s", name, f"epoch {epochs}" if epochs else "the start of the phase")
+    return epochs
 
 
 def _augmented(net, augmenter):

@@ -90,26 +90,32 @@ def test_same_seed_same_metrics_on_cpu(tmp_path, tiny_data, tiny_zoo_file):
 
 
 
+class _Stop(Exception):
+    """Interrupts a run in-process (see `_stop_after`)."""
+
+
+def _stop_after(monkeypatch, last_epoch: int) -> None:
+    """Make train_model raise _Stop once epoch `last_epoch` (0-based) is finished and backed up: the
+    trainer's last callback raises, as a kill right after that epoch would stop it."""
+    import fer_ensemble.training.callbacks as callbacks
+
+    class StopAfter(callbacks.SeedResumedState):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == last_epoch:
+                raise _Stop
+
+    monkeypatch.setattr(callbacks, "SeedResumedState", StopAfter)
+
+
 @pytest.mark.parametrize("pipeline", ["tf", "arrays"])
 def test_an_interrupted_run_resumes_as_if_uninterrupted(tmp_path, tiny_data, tiny_zoo_file, monkeypatch, pipeline):
     """Stopped after its second epoch and run again, a member trains its last epochs on the batches an
     uninterrupted run sees there (not its first epochs' again), so the two histories agree."""
-    import fer_ensemble.training.callbacks as callbacks
-
     spec = load_zoo(tiny_zoo_file).get("a_vgg").replace(epochs=4, augment=False)
     whole = train_model(spec, tiny_data, tmp_path / "whole", progress=False, pipeline=pipeline)
-
-    class Stop(Exception):
-        pass
-
-    class StopAfterSecondEpoch(callbacks.SeedResumedState):   # the last callback: the epoch is saved
-        def on_epoch_end(self, epoch, logs=None):
-            if epoch == 1:
-                raise Stop
-
     with monkeypatch.context() as m:
-        m.setattr(callbacks, "SeedResumedState", StopAfterSecondEpoch)
-        with pytest.raises(Stop):
+        _stop_after(m, 1)
+        with pytest.raises(_Stop):
             train_model(spec, tiny_data, tmp_path / "cut", progress=False, pipeline=pipeline)
     resumed = train_model(spec, tiny_data, tmp_path / "cut", progress=False, pipeline=pipeline)
     assert resumed.sidecar["resumed_from_epoch"] == 2 and resumed.sidecar["epochs_run"] == 4
@@ -117,6 +123,30 @@ def test_an_interrupted_run_resumes_as_if_uninterrupted(tmp_path, tiny_data, tin
     assert h_cut["epoch"].tolist() == [0, 1, 2, 3]
     np.testing.assert_allclose(h_cut["loss"], h_whole["loss"], rtol=1e-4)
     assert resumed.sidecar["metrics"]["val"]["accuracy"] == pytest.approx(whole.sidecar["metrics"]["val"]["accuracy"])
+
+
+@pytest.mark.parametrize("previous, resumes_at", [(True, 1), (False, 0)])
+def test_a_backup_cut_short_by_a_kill_falls_back_to_the_previous_epoch(tmp_path, tiny_data, tiny_zoo_file, caplog,
+                                                                      monkeypatch, previous, resumes_at):
+    """A run killed while its backup was written leaves a truncated weights file: the resume takes
+    the previous epoch's copy, or starts the phase over when there is none, and says so."""
+    spec = load_zoo(tiny_zoo_file).get("a_vgg").replace(epochs=3, augment=False)
+    with monkeypatch.context() as m:
+        _stop_after(m, 1)
+        with pytest.raises(_Stop):
+            train_model(spec, tiny_data, tmp_path, progress=False)
+    backup = tmp_path / ".work" / "a_vgg" / "backup"
+    weights = backup / "latest.weights.h5"
+    weights.write_bytes(weights.read_bytes()[:96])                  # cut mid-write
+    if not previous:
+        for p in backup.glob("*.bkp"):
+            p.unlink()
+    with caplog.at_level("WARNING", logger="fer_ensemble.training.trainer"):
+        done = train_model(spec, tiny_data, tmp_path, progress=False)
+    assert "cut short" in caplog.text and "a_vgg" in caplog.text
+    assert done.sidecar["resumed_from_epoch"] == resumes_at
+    assert pd.read_csv(tmp_path / "a_vgg.history.csv")["epoch"].tolist() == [0, 1, 2]
+
 
 def test_synthetic_data_is_learnable_but_not_trivial(tmp_path):
     from fer_ensemble.data import make_synthetic
