@@ -269,12 +269,12 @@ def test_cpu_zoo_round19_restarts_each_resnet_seed_on_the_equalized_view():
 
 def test_cpu_zoo_rounds20_21_restart_resnet_and_vgg_chains_on_class_weighted_loss():
     """Rounds 20-21: one class-weighted restart of the last phase of three ResNet chains (not the
-    best member's) and two VGG chains; round 25 adds res_w24's. Otherwise the restarts' recipe and
-    the source's architecture, with fresh seeds."""
+    best member's) and two VGG chains; rounds 25 and 28 add res_w24's (from its third and fourth
+    restarts). Otherwise the restarts' recipe and the source's architecture, with fresh seeds."""
     zoo = load_zoo("models_zoo/cpu.toml")
     seeds = {spec.seed for spec in zoo.models if not spec.name.endswith("_cw")}
     for name, source in (("res_z24_cw", "res_z24_ft3"), ("res_v24_cw", "res_v24_ft3"), ("res_e24_cw", "res_e24_ft3"),
-                         ("res_w24_ft3_cw", "res_w24_ft3"),
+                         ("res_w24_ft3_cw", "res_w24_ft3"), ("res_w24_ft4_cw", "res_w24_ft4"),
                          ("vgg_x32_cw", "vgg_x32_ft4"), ("vgg_w32_cw", "vgg_w32_ft4")):
         spec, source = zoo.get(name), zoo.get(source)
         assert spec.init_from == source.name and spec.args == source.args
