@@ -316,7 +316,7 @@ def _usable_backup(backup_dir: Path, name: str) -> int:
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
-    if not backup_dir.exists() or not (weights.exists() or meta.exists()):
+    if not (weights.exists() or meta.exists()):
         return 0
     epochs = finished()
     if epochs is None:

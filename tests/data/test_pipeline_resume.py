@@ -6,12 +6,7 @@ import pytest
 
 from fer_ensemble.data.pipeline import train_batches, train_dataset
 
-
-def _coded(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Images whose first pixel is their index, so batches can be traced back to samples."""
-    x = np.zeros((n, 48, 48), np.uint8)
-    x[:, 0, 0] = np.arange(n)
-    return x, np.arange(n) % 3
+from .test_pipeline_arrays import _coded
 
 
 def _indices(stream, count: int) -> list[list[int]]:
@@ -29,4 +24,3 @@ def test_a_resumed_stream_continues_where_the_uninterrupted_one_was(pipeline: st
     # epochs 2-3 of the uninterrupted run, not a replay of epochs 0-1
     assert _indices(resumed, 2 * steps) == uninterrupted[2 * steps:]
     assert uninterrupted[2 * steps:] != uninterrupted[:2 * steps]
-

@@ -89,7 +89,6 @@ def test_same_seed_same_metrics_on_cpu(tmp_path, tiny_data, tiny_zoo_file):
     assert r1.sidecar["metrics"] == r2.sidecar["metrics"]
 
 
-
 class _Stop(Exception):
     """Interrupts a run in-process (see `_stop_after`)."""
 
