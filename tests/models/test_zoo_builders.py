@@ -270,12 +270,14 @@ def test_cpu_zoo_round19_restarts_each_resnet_seed_on_the_equalized_view():
 def test_cpu_zoo_rounds20_21_restart_resnet_and_vgg_chains_on_class_weighted_loss():
     """Rounds 20-21: one class-weighted restart of the last phase of three ResNet chains (not the
     best member's) and two VGG chains; rounds 25 and 28 add res_w24's (from its third and fourth
-    restarts), round 29 vgg_y32's (from its fourth). Otherwise the restarts' recipe and the source's architecture, with fresh seeds."""
+    restarts), round 29 vgg_y32's (from its fourth). Otherwise the restarts' recipe and the
+    source's architecture, with fresh seeds."""
     zoo = load_zoo("models_zoo/cpu.toml")
     seeds = {spec.seed for spec in zoo.models if not spec.name.endswith("_cw")}
     for name, source in (("res_z24_cw", "res_z24_ft3"), ("res_v24_cw", "res_v24_ft3"), ("res_e24_cw", "res_e24_ft3"),
                          ("res_w24_ft3_cw", "res_w24_ft3"), ("res_w24_ft4_cw", "res_w24_ft4"),
-                         ("vgg_x32_cw", "vgg_x32_ft4"), ("vgg_y32_ft4_cw", "vgg_y32_ft4"), ("vgg_w32_cw", "vgg_w32_ft4")):
+                         ("vgg_x32_cw", "vgg_x32_ft4"), ("vgg_w32_cw", "vgg_w32_ft4"),
+                         ("vgg_y32_ft4_cw", "vgg_y32_ft4")):
         spec, source = zoo.get(name), zoo.get(source)
         assert spec.init_from == source.name and spec.args == source.args
         assert spec.balancing == "class_weights" and source.balancing == "none"
@@ -333,12 +335,12 @@ def test_cpu_zoo_round23_restarts_res_w24_once_class_weighted():
 
 
 @pytest.mark.parametrize("name, source, view", [("res_w24_ft4", "res_w24_ft3", {}), ("vgg_y32_ft4", "vgg_y32_ft3", {}),
-                                               ("vgg_y32_ft5", "vgg_y32_ft4", {}),
+                                               ("vgg_y32_ft5", "vgg_y32_ft4", {}), ("vgg_y32_ft6", "vgg_y32_ft5", {}),
                                                ("vgg_y32_ft4_eq", "vgg_y32_ft4", {"preprocess": "equalize"})])
-def test_cpu_zoo_rounds27_29_restart_a_chain_with_its_last_restarts_recipe(name: str, source: str, view: dict):
-    """Round 27: a fourth restart of the res_w24 and vgg_y32 chains; round 29: a fifth of vgg_y32's
-    and one on the equalized view. Each is its source restart's spec started from that restart
-    (with the view added to its args), with a seed no other member uses."""
+def test_cpu_zoo_rounds27_30_restart_a_chain_with_its_last_restarts_recipe(name: str, source: str, view: dict):
+    """Round 27: a fourth restart of the res_w24 and vgg_y32 chains; rounds 29-30: a fifth and a
+    sixth of vgg_y32's and one on the equalized view. Each is its source restart's spec started from
+    that restart (with the view added to its args), with a seed no other member uses."""
     zoo = load_zoo("models_zoo/cpu.toml")
     spec, last = zoo.get(name), zoo.get(source)
     assert spec.init_from == source and spec.args == {**last.args, **view}
