@@ -254,19 +254,6 @@ def test_cpu_zoo_equalized_chain_differs_from_vgg_x32_only_in_its_input():
         previous = name
 
 
-def test_cpu_zoo_round19_restarts_each_resnet_seed_on_the_equalized_view():
-    """Round 19: one more restart of each raw-input ResNet seed's last phase, the same recipe as its
-    restarts but on equalized faces, with seeds no other member uses; round 26 adds res_w24's."""
-    zoo = load_zoo("models_zoo/cpu.toml")
-    seeds = {spec.seed for spec in zoo.models if not spec.name.endswith("_eq")}
-    for tag in ("y24", "z24", "v24", "w24"):
-        spec, source = zoo.get(f"res_{tag}_eq"), zoo.get(f"res_{tag}_ft3")
-        assert spec.init_from == source.name and spec.args == {**source.args, "preprocess": "equalize"}
-        assert spec.replace(name=source.name, args=source.args, init_from=source.init_from, seed=source.seed) == source
-        assert spec.seed not in seeds
-        seeds.add(spec.seed)
-
-
 def test_cpu_zoo_rounds20_21_restart_resnet_and_vgg_chains_on_class_weighted_loss():
     """Rounds 20-21: one class-weighted restart of the last phase of three ResNet chains (not the
     best member's) and two VGG chains; rounds 25 and 28 add res_w24's (from its third and fourth
@@ -334,13 +321,20 @@ def test_cpu_zoo_round23_restarts_res_w24_once_class_weighted():
     assert spec.seed not in {s.seed for s in zoo.models if s.name != "res_w24_cw"}
 
 
-@pytest.mark.parametrize("name, source, view", [("res_w24_ft4", "res_w24_ft3", {}), ("vgg_y32_ft4", "vgg_y32_ft3", {}),
-                                               ("vgg_y32_ft5", "vgg_y32_ft4", {}), ("vgg_y32_ft6", "vgg_y32_ft5", {}),
-                                               ("vgg_y32_ft4_eq", "vgg_y32_ft4", {"preprocess": "equalize"})])
-def test_cpu_zoo_rounds27_30_restart_a_chain_with_its_last_restarts_recipe(name: str, source: str, view: dict):
-    """Round 27: a fourth restart of the res_w24 and vgg_y32 chains; rounds 29-30: a fifth and a
-    sixth of vgg_y32's and one on the equalized view. Each is its source restart's spec started from
-    that restart (with the view added to its args), with a seed no other member uses."""
+_EQUALIZED = {"preprocess": "equalize"}
+
+
+@pytest.mark.parametrize("name, source, view", [
+    *[(f"res_{tag}_eq", f"res_{tag}_ft3", _EQUALIZED) for tag in ("y24", "z24", "v24", "w24")],
+    ("res_w24_ft4", "res_w24_ft3", {}), ("vgg_y32_ft4", "vgg_y32_ft3", {}),
+    ("vgg_y32_ft5", "vgg_y32_ft4", {}), ("vgg_y32_ft6", "vgg_y32_ft5", {}),
+    ("vgg_y32_ft4_eq", "vgg_y32_ft4", _EQUALIZED)])
+def test_cpu_zoo_restart_takes_its_sources_recipe(name: str, source: str, view: dict):
+    """A restart is its source restart's spec started from that restart, with the input view added
+    to its args and a seed no other member uses. Round 19 restarts each raw-input ResNet seed's third
+    restart on equalized faces (round 26 adds res_w24's); round 27 takes a fourth restart of the
+    res_w24 and vgg_y32 chains; rounds 29-30 a fifth and a sixth of vgg_y32's and one on equalized
+    faces."""
     zoo = load_zoo("models_zoo/cpu.toml")
     spec, last = zoo.get(name), zoo.get(source)
     assert spec.init_from == source and spec.args == {**last.args, **view}
