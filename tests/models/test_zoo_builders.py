@@ -225,21 +225,29 @@ def test_spec_roundtrip():
     assert spec.replace(epochs=3).epochs == 3
 
 
-def test_cpu_zoo_resnet_chain_reuses_the_vgg_schedule():
-    """Round 14 changes the family only: res_y24 trains as vgg_x32 does (FER+-blended, 18 cosine
-    epochs) and each restart as a VGG restart does, each from the previous phase."""
+@pytest.mark.parametrize("chain, builder, args", [
+    ("res_y24", "resnet18", {"filters": 24, "dropout": 0.3}),
+    ("inc_x32", "inception", {"stem_filters": 32, "blocks": 4, "n_start": 32, "n_step": 48,
+                              "dense_units": (256,), "dropout": 0.4}),
+])
+def test_cpu_zoo_new_family_chain_reuses_the_vgg_schedule(chain: str, builder: str, args: dict):
+    """Rounds 14 and 31 change the family only: the first phase (res_y24, inc_x32) trains as vgg_x32
+    does (FER+-blended, 18 cosine epochs) and each restart as a VGG restart does, each from the
+    previous phase, with seeds no other member uses."""
     zoo = load_zoo("models_zoo/cpu.toml")
-    first, x = zoo.get("res_y24"), zoo.get("vgg_x32")
-    assert (first.builder, first.args) == ("resnet18", {"filters": 24, "dropout": 0.3})
+    first, x = zoo.get(chain), zoo.get("vgg_x32")
+    assert (first.builder, first.args) == (builder, args)
     assert first.replace(name=x.name, builder=x.builder, args=x.args, seed=x.seed) == x
     snap = zoo.get("vgg_u32_ft2")
-    previous = "res_y24"
-    for name in ("res_y24_ft", "res_y24_ft2", "res_y24_ft3"):
+    names = [chain, f"{chain}_ft", f"{chain}_ft2", f"{chain}_ft3"]
+    for previous, name in zip(names, names[1:]):
         spec = zoo.get(name)
         assert spec.init_from == previous and (spec.builder, spec.args) == (first.builder, first.args)
         assert spec.replace(name=snap.name, builder=snap.builder, args=snap.args,
                             init_from=snap.init_from, seed=snap.seed) == snap
-        previous = name
+    seeds = [zoo.get(n).seed for n in names]
+    others = {spec.seed for spec in zoo.models if spec.name not in names}
+    assert len(set(seeds)) == len(seeds) and not set(seeds) & others
 
 
 def test_cpu_zoo_equalized_chain_differs_from_vgg_x32_only_in_its_input():
