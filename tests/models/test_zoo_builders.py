@@ -225,6 +225,13 @@ def test_spec_roundtrip():
     assert spec.replace(epochs=3).epochs == 3
 
 
+def _assert_fresh_seeds(zoo, names: list[str]) -> None:
+    """The seeds of `names` differ from each other and from every other member's."""
+    seeds = [zoo.get(n).seed for n in names]
+    others = {spec.seed for spec in zoo.models if spec.name not in names}
+    assert len(set(seeds)) == len(seeds) and not set(seeds) & others, names
+
+
 @pytest.mark.parametrize("chain, builder, args", [
     ("res_y24", "resnet18", {"filters": 24, "dropout": 0.3}),
     ("inc_x32", "inception", {"stem_filters": 32, "blocks": 4, "n_start": 32, "n_step": 48,
@@ -245,9 +252,7 @@ def test_cpu_zoo_new_family_chain_reuses_the_vgg_schedule(chain: str, builder: s
         assert spec.init_from == previous and (spec.builder, spec.args) == (first.builder, first.args)
         assert spec.replace(name=snap.name, builder=snap.builder, args=snap.args,
                             init_from=snap.init_from, seed=snap.seed) == snap
-    seeds = [zoo.get(n).seed for n in names]
-    others = {spec.seed for spec in zoo.models if spec.name not in names}
-    assert len(set(seeds)) == len(seeds) and not set(seeds) & others
+    _assert_fresh_seeds(zoo, names)
 
 
 def test_cpu_zoo_equalized_chain_differs_from_vgg_x32_only_in_its_input():
@@ -286,16 +291,14 @@ def _assert_chain_repeats(zoo, chain: list[str], twins: list[str], view: dict | 
     """Each phase of `chain` starts from the phase before it and equals its twin's spec except for
     the name, `init_from`, the seed and the input view (`view`, added to the twin's args); every
     seed is fresh, among the chain's and every other member's."""
-    taken = {spec.seed for spec in zoo.models if spec.name not in chain}
-    previous, seeds = "", set()
+    previous = ""
     for name, twin in zip(chain, twins, strict=True):
         spec, twin = zoo.get(name), zoo.get(twin)
         assert spec.init_from == previous, name
         assert spec.args == {**twin.args, **(view or {})}, name
         assert spec.replace(name=twin.name, args=twin.args, init_from=twin.init_from, seed=twin.seed) == twin, name
-        assert spec.seed not in seeds | taken, name
-        seeds.add(spec.seed)
         previous = name
+    _assert_fresh_seeds(zoo, chain)
 
 
 @pytest.mark.parametrize("tag, view", [("z24", {}), ("v24", {}), ("e24", {"preprocess": "equalize"}), ("w24", {})])
@@ -347,4 +350,4 @@ def test_cpu_zoo_restart_takes_its_sources_recipe(name: str, source: str, view: 
     spec, last = zoo.get(name), zoo.get(source)
     assert spec.init_from == source and spec.args == {**last.args, **view}
     assert spec.replace(name=last.name, args=last.args, init_from=last.init_from, seed=last.seed) == last
-    assert spec.seed not in {s.seed for s in zoo.models if s.name != name}
+    _assert_fresh_seeds(zoo, [name])
