@@ -2,7 +2,8 @@
 carries its own preprocessing and every caller (ensemble, TTA, Grad-CAM, app) feeds it the same
 raw images.
 
-`create_model(name, preprocess="equalize")` puts the layer in front of any registered builder.
+`create_model(name, preprocess="equalize")` (or `"local_contrast"`) puts the layer in front of any
+registered builder.
 The layers are registered Keras classes (no Lambda), so the saved `.h5` still loads in safe mode
 once this module is imported; `fer_ensemble.models` and `fer_ensemble.ensemble` import it.
 """
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 from .. import _tf  # noqa: F401
 import keras
+import numpy as np
 from keras import ops
 
 
@@ -49,7 +51,63 @@ class HistogramEqualization(keras.layers.Layer):
         return input_shape
 
 
-PREPROCESSORS = {"equalize": HistogramEqualization}
+_MIN_SPREAD = 0.25 / 255.0
+
+
+@keras.saving.register_keras_serializable(package="fer_ensemble")
+class LocalContrastNormalization(keras.layers.Layer):
+    """Local contrast normalization (Jarrett et al., 2009): each pixel minus the Gaussian-weighted
+    mean of its neighbourhood, divided by the neighbourhood's Gaussian-weighted standard deviation,
+    floored at that deviation's mean over the image so that flat regions are not blown up into
+    noise. So it removes slow illumination gradients and evens out local contrast, where
+    `HistogramEqualization` only remaps grey levels over the whole image: the same face, another
+    view. Any brightness and contrast (x -> a x + b, a > 0) gives the same output, as long as the
+    image's mean local spread stays above a quarter of an 8-bit grey level (inputs on [0, 1]).
+
+    `sigma` is the Gaussian's width in pixels; None takes 1/12 of the input's side (4 px at 48×48).
+    The kernel is cut at 2 sigma and the border mirrored (`cv2.BORDER_REFLECT`). The output is
+    0.5 + z / 4, the spread of raw faces scaled to [0, 1] (mean ~0.5, sd ~0.25), so a network
+    warm-started from raw-input weights sees familiar input statistics. A flat image maps to 0.5.
+    Written in keras.ops (separable depthwise convolutions), like the layer above."""
+
+    def __init__(self, sigma: float | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.sigma = None if sigma is None else float(sigma)
+
+    def build(self, input_shape):
+        side = min(input_shape[1], input_shape[2])
+        sigma = self.sigma or side / 12.0
+        radius = min(int(2.0 * sigma + 0.5), side - 1)         # symmetric padding needs radius < side
+        taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+        taps = (taps / taps.sum()).astype("float32")
+        channels = input_shape[-1]
+        self._radius = radius
+        self._rows = np.tile(taps.reshape(-1, 1, 1, 1), (1, 1, channels, 1))
+        self._cols = np.tile(taps.reshape(1, -1, 1, 1), (1, 1, channels, 1))
+
+    def _blur(self, x):
+        r = self._radius
+        x = ops.pad(x, [[0, 0], [r, r], [r, r], [0, 0]], mode="symmetric")
+        return ops.depthwise_conv(ops.depthwise_conv(x, self._rows), self._cols)
+
+    def call(self, inputs):
+        x = ops.cast(inputs, "float32")
+        centred = x - self._blur(x)
+        spread = ops.sqrt(ops.maximum(self._blur(centred * centred), 0.0))
+        # The floor is also at least a quarter of an 8-bit grey level, so that the round-off left
+        # in a flat image is not stretched into a pattern.
+        floor = ops.maximum(ops.mean(spread, axis=(1, 2), keepdims=True), _MIN_SPREAD)
+        z = ops.divide_no_nan(centred, ops.maximum(spread, floor))
+        return ops.cast(0.5 + 0.25 * z, inputs.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "sigma": self.sigma}
+
+
+PREPROCESSORS = {"equalize": HistogramEqualization, "local_contrast": LocalContrastNormalization}
 
 
 def with_preprocessing(net: keras.Model, preprocess: str | None) -> keras.Model:

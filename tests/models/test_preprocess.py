@@ -1,4 +1,5 @@
-"""In-model preprocessing: histogram equalization as a registered layer in front of any builder."""
+"""In-model preprocessing: histogram equalization and local contrast normalization as registered
+layers in front of any builder."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,7 +7,7 @@ import pytest
 
 from fer_ensemble.errors import ModelError
 from fer_ensemble.models import builder_arguments, create_model
-from fer_ensemble.models.preprocess import HistogramEqualization
+from fer_ensemble.models.preprocess import HistogramEqualization, LocalContrastNormalization
 
 TINY_VGG = {"filters": [8, 8, 16, 16], "dense_units": [16]}
 
@@ -53,8 +54,54 @@ def test_equalized_model_ignores_exposure_and_round_trips(tmp_path):
 
 def test_preprocess_is_offered_to_every_builder_and_checked():
     assert builder_arguments("resnet18")["preprocess"] is None
-    with pytest.raises(ModelError, match="model 'vgg_v2': unknown preprocess 'clahe'; choose from equalize"):
+    with pytest.raises(ModelError, match="model 'vgg_v2': unknown preprocess 'clahe'; choose from equalize, local_contrast"):
         create_model("vgg_v2", preprocess="clahe", **TINY_VGG)
+
+
+def _local_contrast_reference(img, sigma):
+    """The layer's formula with OpenCV's Gaussian blur (mirrored border), one 2-D image at a time."""
+    import cv2
+
+    size = 2 * int(2 * sigma + 0.5) + 1
+    blur = lambda a: cv2.GaussianBlur(a, (size, size), sigma, borderType=cv2.BORDER_REFLECT)
+    centred = img - blur(img)
+    spread = np.sqrt(np.maximum(blur(centred * centred), 0.0))
+    spread = np.maximum(spread, max(spread.mean(), 0.25 / 255.0))
+    return 0.5 + 0.25 * centred / spread
+
+
+@pytest.mark.parametrize("side, sigma", [(48, None), (48, 2.0), (24, None)])
+def test_local_contrast_matches_opencv_and_ignores_exposure(side, sigma):
+    rng = np.random.default_rng(2)
+    # Noisy faces-like images under an illumination gradient; the last one is flat.
+    imgs = rng.normal(0.45, 0.08, (3, side, side, 1)) + np.linspace(0.0, 0.3, side)[None, None, :, None]
+    imgs[2] = 0.4
+    imgs = imgs.astype("float32")
+    layer = LocalContrastNormalization(sigma=sigma)
+    out = np.asarray(layer(imgs))
+    for img, got in zip(imgs[:2], out[:2]):
+        np.testing.assert_allclose(got[..., 0], _local_contrast_reference(img[..., 0], sigma or side / 12),
+                                   atol=1e-5)
+        assert abs(got.mean() - 0.5) < 0.05 and 0.15 < got.std() < 0.3    # raw faces' spread
+    np.testing.assert_allclose(out[2], 0.5, atol=1e-4)                   # flat: no pattern
+    np.testing.assert_allclose(np.asarray(layer(0.6 * imgs[:2] + 0.2)), out[:2], atol=1e-4)
+    again = LocalContrastNormalization.from_config(layer.get_config())
+    assert again.sigma == sigma
+
+
+def test_local_contrast_model_round_trips_in_safe_mode(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    net = create_model("vgg_v2", preprocess="local_contrast", **TINY_VGG)
+    assert [layer.name for layer in net.layers][:2] == ["image", "local_contrast"]
+    assert net.count_params() == create_model("vgg_v2", **TINY_VGG).count_params()
+    x = _faces()
+    p = np.asarray(net(x, training=False))
+    np.testing.assert_allclose(np.asarray(net(0.5 * x + 0.3, training=False)), p, atol=1e-4)
+    net.save(tmp_path / "lcn.h5")
+    again = keras.models.load_model(tmp_path / "lcn.h5", compile=False, safe_mode=True)
+    np.testing.assert_allclose(np.asarray(again(x, training=False)), p, rtol=1e-5, atol=1e-6)
 
 
 def test_gradcam_sees_through_the_preprocessing_layer():

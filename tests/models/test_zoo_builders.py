@@ -167,7 +167,7 @@ def test_like_copies_an_earlier_recipe(tmp_path):
 def test_zoo_refuses_an_unknown_preprocess(tmp_path):
     p = tmp_path / "z.toml"
     p.write_text('[[model]]\nname="eq"\nbuilder="sepnet"\nargs={preprocess="clahe"}\n')
-    with pytest.raises(ModelError, match=r"z.toml: model 'eq': args.preprocess must be one of equalize, got 'clahe'"):
+    with pytest.raises(ModelError, match=r"z.toml: model 'eq': args.preprocess must be one of equalize, local_contrast, got 'clahe'"):
         load_zoo(p)
 
 
@@ -333,19 +333,22 @@ def test_cpu_zoo_round23_restarts_res_w24_once_class_weighted():
 
 
 _EQUALIZED = {"preprocess": "equalize"}
+_LOCAL_CONTRAST = {"preprocess": "local_contrast"}
 
 
 @pytest.mark.parametrize("name, source, view", [
     *[(f"res_{tag}_eq", f"res_{tag}_ft3", _EQUALIZED) for tag in ("y24", "z24", "v24", "w24")],
     ("res_w24_ft4", "res_w24_ft3", {}), ("vgg_y32_ft4", "vgg_y32_ft3", {}),
     ("vgg_y32_ft5", "vgg_y32_ft4", {}), ("vgg_y32_ft6", "vgg_y32_ft5", {}),
-    ("vgg_y32_ft4_eq", "vgg_y32_ft4", _EQUALIZED), ("res_w24_ft4_eq", "res_w24_ft4", _EQUALIZED)])
+    ("vgg_y32_ft4_eq", "vgg_y32_ft4", _EQUALIZED), ("res_w24_ft4_eq", "res_w24_ft4", _EQUALIZED),
+    ("res_w24_ft4_lc", "res_w24_ft4", _LOCAL_CONTRAST)])
 def test_cpu_zoo_restart_takes_its_sources_recipe(name: str, source: str, view: dict):
     """A restart is its source restart's spec started from that restart, with the input view added
     to its args and a seed no other member uses. Round 19 restarts each raw-input ResNet seed's third
     restart on equalized faces (round 26 adds res_w24's); round 27 takes a fourth restart of the
     res_w24 and vgg_y32 chains; rounds 29-30 a fifth and a sixth of vgg_y32's and one on equalized
-    faces; round 32 restarts the best member, res_w24_ft4, on equalized faces."""
+    faces; round 32 restarts the best member, res_w24_ft4, on equalized and on locally
+    contrast-normalized faces."""
     zoo = load_zoo("models_zoo/cpu.toml")
     spec, last = zoo.get(name), zoo.get(source)
     assert spec.init_from == source and spec.args == {**last.args, **view}
