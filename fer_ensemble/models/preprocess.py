@@ -65,30 +65,40 @@ class LocalContrastNormalization(keras.layers.Layer):
     image's mean local spread stays above a quarter of an 8-bit grey level (inputs on [0, 1]).
 
     `sigma` is the Gaussian's width in pixels; None takes 1/12 of the input's side (4 px at 48×48).
-    The kernel is cut at 2 sigma and the border mirrored (`cv2.BORDER_REFLECT`). The output is
-    0.5 + z / 4, the spread of raw faces scaled to [0, 1] (mean ~0.5, sd ~0.25), so a network
-    warm-started from raw-input weights sees familiar input statistics. A flat image maps to 0.5.
-    Written in keras.ops (separable depthwise convolutions), like the layer above."""
+    The kernel is cut at 2 sigma and the border mirrored (`cv2.BORDER_REFLECT`); the blur is one
+    matrix product per axis. The output is 0.5 + z / 4, the spread of raw faces on [0, 1] (mean
+    ~0.5, sd ~0.25), so a network warm-started from raw-input weights sees familiar input
+    statistics. A flat image maps to 0.5.
+    Written in keras.ops, like the layer above."""
 
     def __init__(self, sigma: float | None = None, **kwargs):
         super().__init__(**kwargs)
         self.sigma = None if sigma is None else float(sigma)
 
     def build(self, input_shape):
-        side = min(input_shape[1], input_shape[2])
+        self._rows = self._blur_matrix(input_shape[1], min(input_shape[1], input_shape[2]))
+        self._cols = self._blur_matrix(input_shape[2], min(input_shape[1], input_shape[2]))
+
+    def _blur_matrix(self, n: int, side: int) -> np.ndarray:
+        """The n×n matrix that blurs one axis: the Gaussian's taps, with the mirrored border
+        folded in (pixel -1 is pixel 0, as cv2.BORDER_REFLECT)."""
         sigma = self.sigma or side / 12.0
-        radius = min(int(2.0 * sigma + 0.5), side - 1)         # symmetric padding needs radius < side
+        radius = int(2.0 * sigma + 0.5)
         taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
-        taps = (taps / taps.sum()).astype("float32")
-        channels = input_shape[-1]
-        self._radius = radius
-        self._rows = np.tile(taps.reshape(-1, 1, 1, 1), (1, 1, channels, 1))
-        self._cols = np.tile(taps.reshape(1, -1, 1, 1), (1, 1, channels, 1))
+        taps /= taps.sum()
+        matrix = np.zeros((n, n))
+        for i in range(n):
+            for t, w in zip(range(-radius, radius + 1), taps):
+                j = i + t
+                while not 0 <= j < n:                              # mirror until inside
+                    j = -j - 1 if j < 0 else 2 * n - j - 1
+                matrix[i, j] += w
+        return matrix.astype("float32")
 
     def _blur(self, x):
-        r = self._radius
-        x = ops.pad(x, [[0, 0], [r, r], [r, r], [0, 0]], mode="symmetric")
-        return ops.depthwise_conv(ops.depthwise_conv(x, self._rows), self._cols)
+        # Two small matrix products (one per axis) run far faster on CPU than a 1-channel
+        # convolution (benchmarks/bench_preprocess.py).
+        return ops.einsum("kl,bilc->bikc", self._cols, ops.einsum("ij,bjkc->bikc", self._rows, x))
 
     def call(self, inputs):
         x = ops.cast(inputs, "float32")

@@ -54,7 +54,8 @@ def test_equalized_model_ignores_exposure_and_round_trips(tmp_path):
 
 def test_preprocess_is_offered_to_every_builder_and_checked():
     assert builder_arguments("resnet18")["preprocess"] is None
-    with pytest.raises(ModelError, match="model 'vgg_v2': unknown preprocess 'clahe'; choose from equalize, local_contrast"):
+    with pytest.raises(ModelError,
+                       match="model 'vgg_v2': unknown preprocess 'clahe'; choose from equalize, local_contrast"):
         create_model("vgg_v2", preprocess="clahe", **TINY_VGG)
 
 
