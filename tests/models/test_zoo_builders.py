@@ -336,21 +336,24 @@ _EQUALIZED = {"preprocess": "equalize"}
 _LOCAL_CONTRAST = {"preprocess": "local_contrast"}
 
 
-@pytest.mark.parametrize("name, source, view", [
-    *[(f"res_{tag}_eq", f"res_{tag}_ft3", _EQUALIZED) for tag in ("y24", "z24", "v24", "w24")],
-    ("res_w24_ft4", "res_w24_ft3", {}), ("vgg_y32_ft4", "vgg_y32_ft3", {}),
-    ("vgg_y32_ft5", "vgg_y32_ft4", {}), ("vgg_y32_ft6", "vgg_y32_ft5", {}),
-    ("vgg_y32_ft4_eq", "vgg_y32_ft4", _EQUALIZED), ("res_w24_ft4_eq", "res_w24_ft4", _EQUALIZED),
-    ("res_w24_ft4_lc", "res_w24_ft4", _LOCAL_CONTRAST)])
-def test_cpu_zoo_restart_takes_its_sources_recipe(name: str, source: str, view: dict):
+@pytest.mark.parametrize("name, source, view, fields", [
+    *[(f"res_{tag}_eq", f"res_{tag}_ft3", _EQUALIZED, {}) for tag in ("y24", "z24", "v24", "w24")],
+    ("res_w24_ft4", "res_w24_ft3", {}, {}), ("vgg_y32_ft4", "vgg_y32_ft3", {}, {}),
+    ("vgg_y32_ft5", "vgg_y32_ft4", {}, {}), ("vgg_y32_ft6", "vgg_y32_ft5", {}, {}),
+    ("vgg_y32_ft4_eq", "vgg_y32_ft4", _EQUALIZED, {}), ("res_w24_ft4_eq", "res_w24_ft4", _EQUALIZED, {}),
+    ("res_w24_ft4_lc", "res_w24_ft4", _LOCAL_CONTRAST, {}),
+    ("res_w24_ft4_fp", "res_w24_ft4", {}, {"ferplus_targets": 0.5})])
+def test_cpu_zoo_restart_takes_its_sources_recipe(name: str, source: str, view: dict, fields: dict):
     """A restart is its source restart's spec started from that restart, with the input view added
-    to its args and a seed no other member uses. Round 19 restarts each raw-input ResNet seed's third
-    restart on equalized faces (round 26 adds res_w24's); round 27 takes a fourth restart of the
-    res_w24 and vgg_y32 chains; rounds 29-30 a fifth and a sixth of vgg_y32's and one on equalized
-    faces; round 32 restarts the best member, res_w24_ft4, on equalized and on locally
-    contrast-normalized faces."""
+    to its args, any other changed `fields`, and a seed no other member uses. Round 19 restarts each
+    raw-input ResNet seed's third restart on equalized faces (round 26 adds res_w24's); round 27
+    takes a fourth restart of the res_w24 and vgg_y32 chains; rounds 29-30 a fifth and a sixth of
+    vgg_y32's and one on equalized faces; round 32 restarts the best member, res_w24_ft4, on
+    equalized and on locally contrast-normalized faces, and on FER+-blended targets."""
     zoo = load_zoo("models_zoo/cpu.toml")
     spec, last = zoo.get(name), zoo.get(source)
     assert spec.init_from == source and spec.args == {**last.args, **view}
-    assert spec.replace(name=last.name, args=last.args, init_from=last.init_from, seed=last.seed) == last
+    assert all(getattr(spec, k) == v != getattr(last, k) for k, v in fields.items())
+    assert spec.replace(name=last.name, args=last.args, init_from=last.init_from, seed=last.seed,
+                        **{k: getattr(last, k) for k in fields}) == last
     _assert_fresh_seeds(zoo, [name])
