@@ -76,24 +76,20 @@ class LocalContrastNormalization(keras.layers.Layer):
         self.sigma = None if sigma is None else float(sigma)
 
     def build(self, input_shape):
-        self._rows = self._blur_matrix(input_shape[1], min(input_shape[1], input_shape[2]))
-        self._cols = self._blur_matrix(input_shape[2], min(input_shape[1], input_shape[2]))
+        side = min(input_shape[1], input_shape[2])
+        self._rows = self._blur_matrix(input_shape[1], side)
+        self._cols = self._blur_matrix(input_shape[2], side)
 
     def _blur_matrix(self, n: int, side: int) -> np.ndarray:
-        """The n×n matrix that blurs one axis: the Gaussian's taps, with the mirrored border
-        folded in (pixel -1 is pixel 0, as cv2.BORDER_REFLECT)."""
+        """The n×n matrix that blurs one axis: the Gaussian's taps over the rows of an identity
+        padded by numpy's "symmetric" mode (pixel -1 is pixel 0, as cv2.BORDER_REFLECT), so the
+        mirrored border is folded in."""
         sigma = self.sigma or side / 12.0
         radius = int(2.0 * sigma + 0.5)
         taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
         taps /= taps.sum()
-        matrix = np.zeros((n, n))
-        for i in range(n):
-            for t, w in zip(range(-radius, radius + 1), taps):
-                j = i + t
-                while not 0 <= j < n:                              # mirror until inside
-                    j = -j - 1 if j < 0 else 2 * n - j - 1
-                matrix[i, j] += w
-        return matrix.astype("float32")
+        padded = np.pad(np.eye(n), ((radius, radius), (0, 0)), mode="symmetric")
+        return sum(w * padded[k:k + n] for k, w in enumerate(taps)).astype("float32")
 
     def _blur(self, x):
         # Two small matrix products (one per axis) run far faster on CPU than a 1-channel
