@@ -73,7 +73,15 @@ class LocalContrastNormalization(keras.layers.Layer):
 
     def __init__(self, sigma: float | None = None, **kwargs):
         super().__init__(**kwargs)
-        self.sigma = None if sigma is None else float(sigma)
+        # 0 would silently fall back to the default width, and a negative or NaN width has no
+        # Gaussian: say so at construction, not as NaNs in the first batch.
+        try:
+            self.sigma = None if sigma is None else float(sigma)
+        except (TypeError, ValueError):
+            self.sigma = float("nan")
+        if self.sigma is not None and not (np.isfinite(self.sigma) and self.sigma > 0):
+            raise ValueError(f"LocalContrastNormalization: sigma must be a positive number of "
+                             f"pixels or None, got {sigma!r}")
 
     def build(self, input_shape):
         side = min(input_shape[1], input_shape[2])

@@ -90,6 +90,12 @@ def test_local_contrast_matches_opencv_and_ignores_exposure(side, sigma):
     assert again.sigma == sigma
 
 
+@pytest.mark.parametrize("sigma", [0, -1.5, float("nan"), float("inf"), "wide"])
+def test_local_contrast_rejects_a_width_with_no_gaussian(sigma):
+    with pytest.raises(ValueError, match=r"LocalContrastNormalization: sigma must be a positive"):
+        LocalContrastNormalization(sigma=sigma)
+
+
 def test_local_contrast_model_round_trips_in_safe_mode(tmp_path):
     import keras
 
