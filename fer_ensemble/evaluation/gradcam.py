@@ -94,13 +94,19 @@ def gradcam(model, images, class_index=None, layer: str | None = None, batch_siz
     images or one per image). `images` are the model's inputs, already scaled, (N, H, W[, 1]).
     `layer` names the convolutional layer (default `last_conv_layer(model)`). Needs TensorFlow,
     whose GradientTape takes the gradient at an inner layer (Keras has no backend-neutral one)."""
+    import keras
+
     try:
         import tensorflow as tf
     except ImportError:
-        import keras
-
         raise ModelError(f"gradcam on model {model.name!r}: Grad-CAM needs TensorFlow, which is not installed "
                          f"(Keras runs on {keras.backend.backend()} here); pip install tensorflow-cpu") from None
+    if keras.backend.backend() != "tensorflow":
+        # TensorFlow installed beside another backend: the model returns that backend's arrays,
+        # which a GradientTape cannot watch (an AttributeError from deep inside TensorFlow).
+        raise ModelError(f"gradcam on model {model.name!r}: Grad-CAM needs Keras on the TensorFlow backend, "
+                         f"and it runs on {keras.backend.backend()} here; unset KERAS_BACKEND or set it "
+                         f"to tensorflow")
 
     x = np.asarray(images, dtype=np.float32)
     if x.ndim == 3:

@@ -76,3 +76,13 @@ def test_without_tensorflow_the_error_names_the_model_and_the_fix(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorflow", None)   # `import tensorflow` now fails
     with pytest.raises(ModelError, match=r"gradcam on model 'lenet': Grad-CAM needs TensorFlow.*pip install tensorflow-cpu"):
         gradcam(model, np.zeros((1, 48, 48)))
+
+
+def test_on_another_keras_backend_the_error_names_the_model_and_the_fix(monkeypatch):
+    """TensorFlow installed but Keras on JAX (KERAS_BACKEND=jax): the tape cannot watch JAX arrays."""
+    import keras
+
+    model = create_model("lenet", filters=(4, 4, 4), dense_units=(8,))
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    with pytest.raises(ModelError, match=r"gradcam on model 'lenet': .*TensorFlow backend.*runs on jax here"):
+        gradcam(model, np.zeros((1, 48, 48)))

@@ -111,6 +111,8 @@ def test_local_contrast_model_round_trips_in_safe_mode(tmp_path):
     np.testing.assert_allclose(np.asarray(again(x, training=False)), p, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.skipif(__import__("keras").backend.backend() != "tensorflow",
+                    reason="Grad-CAM needs Keras on the TensorFlow backend")
 def test_gradcam_sees_through_the_preprocessing_layer():
     from fer_ensemble.evaluation.gradcam import gradcam, last_conv_layer
 
