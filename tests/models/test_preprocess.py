@@ -2,6 +2,7 @@
 layers in front of any builder."""
 from __future__ import annotations
 
+import keras
 import numpy as np
 import pytest
 
@@ -34,8 +35,6 @@ def test_equalization_matches_opencv():
 
 
 def test_equalized_model_ignores_exposure_and_round_trips(tmp_path):
-    import keras
-
     keras.utils.set_random_seed(0)
     net = create_model("vgg_v2", preprocess="equalize", **TINY_VGG)
     assert [layer.name for layer in net.layers][:2] == ["image", "equalize"]
@@ -97,8 +96,6 @@ def test_local_contrast_rejects_a_width_with_no_gaussian(sigma):
 
 
 def test_local_contrast_model_round_trips_in_safe_mode(tmp_path):
-    import keras
-
     keras.utils.set_random_seed(0)
     net = create_model("vgg_v2", preprocess="local_contrast", **TINY_VGG)
     assert [layer.name for layer in net.layers][:2] == ["image", "local_contrast"]
@@ -111,7 +108,7 @@ def test_local_contrast_model_round_trips_in_safe_mode(tmp_path):
     np.testing.assert_allclose(np.asarray(again(x, training=False)), p, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.skipif(__import__("keras").backend.backend() != "tensorflow",
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                     reason="Grad-CAM needs Keras on the TensorFlow backend")
 def test_gradcam_sees_through_the_preprocessing_layer():
     from fer_ensemble.evaluation.gradcam import gradcam, last_conv_layer
