@@ -1,4 +1,5 @@
-"""Class balancing: class weights, oversampling, and the index plan for balanced batches."""
+"""Class balancing (class weights, oversampling, the index plan for balanced batches) and the
+bootstrap resample that bagged zoo members train on."""
 from __future__ import annotations
 
 import numpy as np
@@ -54,3 +55,12 @@ def balanced_batch_indices(y: np.ndarray, batch_size: int, n_batches: int, seed:
         cols.append(np.concatenate([rng.permutation(idx) for _ in range(reps)])[:need].reshape(n_batches, per))
     batches = np.concatenate(cols, axis=1)
     return rng.permuted(batches, axis=1)
+
+
+def bootstrap_indices(n: int, seed: int = 0) -> np.ndarray:
+    """n indices drawn from range(n) with replacement (bagging): each member that trains on its
+    own draw sees about 63% of the images, some of them more than once, so members trained on
+    different draws make different errors. Sorted, so that the draw reads like the split."""
+    if n < 1:
+        raise ValueError(f"a bootstrap resample needs at least one image, got {n}")
+    return np.sort(np.random.default_rng(seed).integers(0, n, size=n))

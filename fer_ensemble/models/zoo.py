@@ -42,6 +42,7 @@ class ModelSpec:
     augment: Any = True                # bool or a table of AugmentConfig keys
     balancing: str = "none"            # none | oversample | batches | class_weights
     oversample_fraction: float = 0.6
+    bootstrap: bool = False            # bagging: train on a draw of the Training split with replacement (by seed)
     label_smoothing: float = 0.0
     ferplus_targets: float = 0.0       # weight of the FER+ crowd votes in the training targets (needs --ferplus)
     seed: int = 0

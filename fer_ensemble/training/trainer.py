@@ -26,7 +26,7 @@ from .. import _tf  # noqa: F401
 from .._io import atomic_path, write_json, write_npz, write_text
 from ..data import FerData, blend_targets
 from ..data.augment import AugmentConfig, build_augmenter
-from ..data.balance import class_weights
+from ..data.balance import bootstrap_indices, class_weights
 from ..data.pipeline import DEFAULT_SCALING, eval_arrays, eval_dataset, scale_images, train_batches, train_dataset
 from ..errors import TrainingError
 from ..models import ModelSpec, create_model
@@ -180,15 +180,21 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
     keras.mixed_precision.set_global_policy(policy)
     t0 = time.perf_counter()
     try:
-        weights = class_weights(data.train.y, data.num_classes) if spec.balancing == "class_weights" else None
+        # Bagging: the member's own draw of the Training split (by its seed, so resume redraws it).
+        train_x, train_y = data.train.x, data.train.y
+        if spec.bootstrap:
+            pick = bootstrap_indices(len(train_y), spec.seed)
+            train_x, train_y = train_x[pick], train_y[pick]
+            train_soft = None if train_soft is None else train_soft[pick]
+        weights = class_weights(train_y, data.num_classes) if spec.balancing == "class_weights" else None
         common = dict(soft=train_soft, balancing=spec.balancing, oversample_fraction=spec.oversample_fraction,
                       seed=spec.seed, steps_per_epoch=spec.steps_per_epoch or None, initial_epoch=initial_epoch)
         if pipeline == "tf":
-            train_ds, steps = train_dataset(data.train.x, data.train.y, data.num_classes, spec.batch_size,
+            train_ds, steps = train_dataset(train_x, train_y, data.num_classes, spec.batch_size,
                                             augment=augment, **common)
             val_ds = eval_dataset(data.val.x, data.val.y, data.num_classes, soft=data.val.soft)
         else:
-            train_ds, steps = train_batches(data.train.x, data.train.y, data.num_classes, spec.batch_size,
+            train_ds, steps = train_batches(train_x, train_y, data.num_classes, spec.batch_size,
                                             class_weight=weights, **common)
             weights = None  # in the batches, as sample weights
             val_ds = eval_arrays(data.val.x, data.val.y, data.num_classes, soft=data.val.soft)
@@ -281,6 +287,8 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
         "resumed_from_epoch": initial_epoch,
         "stopped_by_time_limit": None if limit is None else limit.stopped_epoch is not None,
         "initialized_from": source,
+        **({"bootstrap": {"images": int(len(train_y)), "distinct": int(np.unique(pick).size),
+                          "seed": spec.seed}} if spec.bootstrap else {}),
         "device": device_name(),
         "precision": policy,
         "pipeline": pipeline,

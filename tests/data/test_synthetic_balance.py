@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from fer_ensemble.data import (FER6_CLASSES, balanced_batch_indices, class_weights, cleaning_report,
+from fer_ensemble.data import (FER6_CLASSES, balanced_batch_indices, bootstrap_indices, class_weights, cleaning_report,
                                drop_flagged_from_train, make_synthetic, oversample)
 from fer_ensemble.data.synthetic import FER2013_PROPORTIONS
 
@@ -53,6 +53,16 @@ def test_oversample_replicates_fraction_except_largest():
     xo, yo = oversample(x, y, 0.6, seed=0)
     assert np.bincount(yo).tolist() == [16, 8, 20]
     assert set(xo[yo == 1]) == set(x[y == 1])  # only copies of real class-1 images
+
+
+def test_bootstrap_draws_with_replacement_by_seed():
+    a, b, c = bootstrap_indices(10_000, seed=3), bootstrap_indices(10_000, seed=3), bootstrap_indices(10_000, seed=4)
+    np.testing.assert_array_equal(a, b)                      # the seed fixes the draw (resume redraws it)
+    assert a.size == 10_000 and a.min() >= 0 and a.max() < 10_000 and np.all(np.diff(a) >= 0)
+    assert 0.62 < np.unique(a).size / a.size < 0.645         # 1 - 1/e of the images, some repeated
+    assert not np.array_equal(a, c)
+    with pytest.raises(ValueError, match="at least one image"):
+        bootstrap_indices(0)
 
 
 def test_balanced_batches_equal_per_class():

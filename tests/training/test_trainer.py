@@ -301,3 +301,33 @@ def test_ferplus_targets_blend_the_votes_into_training_targets(tmp_path, tiny_da
     assert seen["soft"] is None and "ferplus_csv" not in plain.sidecar
     with pytest.raises(Exception, match="ferplus_targets' must be between 0 and 1"):
         spec.replace(ferplus_targets=1.5)
+
+
+def test_bootstrap_member_trains_on_its_own_draw(tmp_path, tiny_data, monkeypatch):
+    """A bagged member (bootstrap = true) trains on its seed's draw of the Training split, with
+    labels and soft targets drawn alike, and its sidecar says how many distinct images it saw;
+    evaluation still uses the whole validation and test splits."""
+    from fer_ensemble.data import bootstrap_indices
+    from fer_ensemble.training import trainer
+
+    seen = {}
+    original = trainer.train_dataset
+
+    def spy(x, y, *args, **kwargs):
+        seen.update(x=x, y=y)
+        return original(x, y, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "train_dataset", spy)
+    spec = ModelSpec(name="bag", builder="lenet", args={"filters": (4, 4, 4), "dense_units": (8,)}, epochs=1,
+                     batch_size=64, augment=False, bootstrap=True, seed=7)
+    result = train_model(spec, tiny_data, tmp_path, progress=False)
+    pick = bootstrap_indices(len(tiny_data.train), 7)
+    np.testing.assert_array_equal(seen["x"], tiny_data.train.x[pick])
+    np.testing.assert_array_equal(seen["y"], tiny_data.train.y[pick])
+    assert result.sidecar["bootstrap"] == {"images": len(tiny_data.train), "distinct": int(np.unique(pick).size),
+                                           "seed": 7}
+    assert sum(result.sidecar["metrics"]["test"]["support"].values()) == len(tiny_data.test)
+    plain = train_model(spec.replace(name="plain", bootstrap=False), tiny_data, tmp_path, progress=False)
+    assert seen["x"] is tiny_data.train.x and "bootstrap" not in plain.sidecar
+    with pytest.raises(Exception, match="'bootstrap' must be bool"):
+        spec.replace(bootstrap="yes")
