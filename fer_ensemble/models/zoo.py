@@ -2,7 +2,8 @@
 
 A zoo file has an optional [zoo] table (name, classes), an optional [defaults] table of training
 settings, and one [[model]] table per member (name, builder, args, and any training setting).
-A member with `init_from` inherits its source's builder and args. A member with `like = "NAME"`
+A member with `init_from` inherits its source's builder and args, with its own `args` laid over
+them (a restart on another input view says only `preprocess`; "none" drops the source's). A member with `like = "NAME"`
 copies every setting of that earlier entry except its name (another seed of one recipe restates
 only `seed`); its own keys override. With both, the architecture is the warm-start source's and
 the rest of the recipe the template's, so one restart template serves every family. Everything
@@ -100,8 +101,10 @@ def _validated(d: dict, where: str) -> ModelSpec:
     if bad_args:
         raise ModelError(f"{where}: builder {d['builder']!r} has no argument(s) {', '.join(bad_args)}; "
                          f"it takes {', '.join(builder_arguments(d['builder']))}")
+    if args.get("preprocess") == "none":  # TOML has no null: how a restart drops its source's view
+        args = {k: v for k, v in args.items() if k != "preprocess"}
     if args.get("preprocess") not in (None, *PREPROCESS_CHOICES):
-        raise ModelError(f"{where}: args.preprocess must be one of {', '.join(PREPROCESS_CHOICES)}, "
+        raise ModelError(f"{where}: args.preprocess must be 'none' or one of {', '.join(PREPROCESS_CHOICES)}, "
                          f"got {args['preprocess']!r}")
     d["args"] = {k: tuple(v) if isinstance(v, list) else v for k, v in args.items()}
     for key, value in d.items():
@@ -157,9 +160,12 @@ def zoo_from_dict(raw: dict, path: str = "zoo") -> Zoo:
         merged = {**defaults, **base, **{k: v for k, v in entry.items() if k != "like"}}
         source = _earlier(merged, "init_from", models, f"{path}: model {label!r}")
         if source is not None:
-            # A warm start needs its source's architecture, so it is inherited unless restated,
-            # over [defaults] and over a `like` template (which then lends only its recipe).
-            merged.update({k: getattr(source, k) for k in ("builder", "args") if k not in entry})
+            # A warm start needs its source's architecture, so it is inherited, over [defaults] and
+            # over a `like` template (which then lends only its recipe). The entry's own `args` are
+            # laid over the source's: a restart on another view says only `preprocess`.
+            merged["builder"] = entry.get("builder", source.builder)
+            entry_args = entry.get("args", {})
+            merged["args"] = {**source.args, **entry_args} if isinstance(entry_args, dict) else entry_args
         spec = _validated(merged, where=f"{path}: model {label!r}")
         if spec.name in seen:
             raise ModelError(f"{path}: model {spec.name!r} appears twice")

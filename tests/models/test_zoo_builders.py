@@ -134,15 +134,27 @@ def test_init_from_inherits_architecture(tmp_path):
 
 
 def test_init_from_may_change_only_the_input_view(tmp_path):
-    """A warm start may restate its source's args with another `preprocess` (a weightless layer),
-    and nothing else."""
+    """A warm start's own args are laid over its source's: it may add or change `preprocess` (a
+    weightless layer) and nothing else; restating the rest identically is accepted; a restart of
+    a view restart keeps the view unless it says `preprocess = "none"`."""
     p = tmp_path / "z.toml"
-    base = '[[model]]\nname="a"\nbuilder="lenet"\nargs={dense_dropout=0.1}\n[[model]]\nname="a_eq"\ninit_from="a"\n'
-    p.write_text(base + 'args={dense_dropout=0.1, preprocess="equalize"}\n')
-    a, a_eq = load_zoo(p).models
-    assert (a_eq.builder, a_eq.args) == ("lenet", {"dense_dropout": 0.1, "preprocess": "equalize"})
+    base = ('[[model]]\nname="a"\nbuilder="lenet"\nargs={dense_dropout=0.1, filters=[4, 8, 8]}\n'
+            '[[model]]\nname="a_eq"\ninit_from="a"\n')
+    views = ('[[model]]\nname="a_eq_ft"\ninit_from="a_eq"\n'
+             '[[model]]\nname="a_eq_raw"\ninit_from="a_eq"\nargs={preprocess="none"}\n'
+             '[[model]]\nname="a_lc"\ninit_from="a_eq"\nargs={preprocess="local_contrast"}\n')
+    for restated in ('args={preprocess="equalize"}\n', 'args={dense_dropout=0.1, filters=[4, 8, 8], preprocess="equalize"}\n'):
+        p.write_text(base + restated + views)
+        a, a_eq, a_eq_ft, a_eq_raw, a_lc = load_zoo(p).models
+        assert (a_eq.builder, a_eq.args) == ("lenet", {**a.args, "preprocess": "equalize"})
+        assert a_eq_ft.args == a_eq.args and a_eq_raw.args == a.args
+        assert a_lc.args == {**a.args, "preprocess": "local_contrast"}
+        assert ModelSpec.from_dict(a_eq_raw.to_dict()) == a_eq_raw
     p.write_text(base + 'args={dense_dropout=0.2, preprocess="equalize"}\n')
     with pytest.raises(ModelError, match="model 'a_eq': init_from 'a' has a different builder or args"):
+        load_zoo(p)
+    p.write_text(base + 'args="equalize"\n')
+    with pytest.raises(ModelError, match="model 'a_eq': 'args' must be a table"):
         load_zoo(p)
 
 
@@ -167,7 +179,7 @@ def test_like_copies_an_earlier_recipe(tmp_path):
 def test_zoo_refuses_an_unknown_preprocess(tmp_path):
     p = tmp_path / "z.toml"
     p.write_text('[[model]]\nname="eq"\nbuilder="sepnet"\nargs={preprocess="clahe"}\n')
-    with pytest.raises(ModelError, match=r"z.toml: model 'eq': args.preprocess must be one of equalize, local_contrast, got 'clahe'"):
+    with pytest.raises(ModelError, match=r"z.toml: model 'eq': args.preprocess must be 'none' or one of equalize, local_contrast, got 'clahe'"):
         load_zoo(p)
 
 
