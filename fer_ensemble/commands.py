@@ -45,12 +45,17 @@ def cmd_zoo_list(args) -> int:
     zoo = load_zoo(args.zoo)
     n = len(FER6_CLASSES if zoo.classes == "fer6" else FER7_CLASSES)
     print(f"zoo {zoo.name} ({zoo.path}), {zoo.classes}")
-    print(f"{'name':<16}{'builder':<16}{'depth':>6}{'params':>10}  settings")
+    w = max(16, *(len(m.name) + 1 for m in zoo.models))  # names never run into the builder column
+    print(f"{'name':<{w}}{'builder':<16}{'depth':>6}{'params':>10}  settings")
     for m in zoo.models:
         net = create_model(m.builder, num_classes=n, **m.args)
         settings = f"{m.optimizer} lr={m.learning_rate:g} ({m.lr_schedule}) bs={m.batch_size} ep={m.epochs} bal={m.balancing} seed={m.seed}"
         settings += f" from={m.init_from}" if m.init_from else ""
-        print(f"{m.name:<16}{m.builder:<16}{model_depth(net):>6}{net.count_params() / 1e6:>9.2f}M  {settings}")
+        # the terms that set restarts of one source apart: input view, FER+ targets, bagging
+        settings += f" view={m.args['preprocess']}" if m.args.get("preprocess") else ""
+        settings += f" ferplus={m.ferplus_targets:g}" if m.ferplus_targets else ""
+        settings += " bootstrap" if m.bootstrap else ""
+        print(f"{m.name:<{w}}{m.builder:<16}{model_depth(net):>6}{net.count_params() / 1e6:>9.2f}M  {settings}")
     return 0
 
 

@@ -24,6 +24,12 @@ def test_zoo_list_shows_every_member_and_warm_starts(capsys):
     for name in ("lenet_a", "sep_n32", "inc_s", "sep_n32_ft", "inc_s_ft"):
         assert name in out
     assert "from=sep_n32" in out and "from=inc_s" in out
+    rows = {line.split()[0]: line for line in out.splitlines()[2:]}
+    assert rows["res_w24_ft4_lc"].endswith("from=res_w24_ft4 view=local_contrast")
+    assert rows["res_w24_ft4_fp"].endswith("from=res_w24_ft4 ferplus=0.5")
+    assert rows["res_w24_ft4_bag"].endswith("from=res_w24_ft4 bootstrap")
+    assert rows["res_w24_ft4"].endswith("from=res_w24_ft3")
+    assert rows["res_w24_ft4_lc_cw"].split()[1] == "resnet18"   # a 17-character name keeps its column
 
 
 def test_train_ferplus_needs_fer2013(tmp_path, tiny_zoo_file, capsys):
