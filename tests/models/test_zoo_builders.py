@@ -358,7 +358,8 @@ _LOCAL_CONTRAST = {"preprocess": "local_contrast"}
     ("vgg_y32_ft6_lc", "vgg_y32_ft6", _LOCAL_CONTRAST, {}),
     ("res_w24_ft4_lc_cw", "res_w24_ft4_lc", {}, {"balancing": "class_weights"}),
     ("res_w24_ft4_bag", "res_w24_ft4", {}, {"bootstrap": True}),
-    ("vgg_y32_ft6_bag", "vgg_y32_ft6", {}, {"bootstrap": True})])
+    ("vgg_y32_ft6_bag", "vgg_y32_ft6", {}, {"bootstrap": True}),
+    ("res_w24_ft4_bag2", "res_w24_ft4", {}, {"bootstrap": True})])
 def test_cpu_zoo_restart_takes_its_sources_recipe(name: str, source: str, view: dict, fields: dict):
     """A restart is its source restart's spec started from that restart, with the input view added
     to its args, any other changed `fields`, and a seed no other member uses. Round 19 restarts each
@@ -367,7 +368,8 @@ def test_cpu_zoo_restart_takes_its_sources_recipe(name: str, source: str, view: 
     vgg_y32's and one on equalized faces; round 32 restarts the best member, res_w24_ft4, on
     equalized and on locally contrast-normalized faces, and on FER+-blended targets; round 33 puts
     vgg_y32_ft6 on the local-contrast view and restarts res_w24_ft4_lc with class weights; round 34
-    restarts res_w24_ft4 and vgg_y32_ft6 each on a bootstrap draw of the Training split (bagging)."""
+    restarts res_w24_ft4 and vgg_y32_ft6 each on a bootstrap draw of the Training split (bagging),
+    and res_w24_ft4 once more on a second draw."""
     zoo = load_zoo("models_zoo/cpu.toml")
     spec, last = zoo.get(name), zoo.get(source)
     assert spec.init_from == source and spec.args == {**last.args, **view}
