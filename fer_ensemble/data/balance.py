@@ -60,7 +60,7 @@ def balanced_batch_indices(y: np.ndarray, batch_size: int, n_batches: int, seed:
 def bootstrap_indices(n: int, seed: int = 0) -> np.ndarray:
     """n indices drawn from range(n) with replacement (bagging): each member that trains on its
     own draw sees about 63% of the images, some of them more than once, so members trained on
-    different draws make different errors. Sorted, so that the draw reads like the split."""
+    different draws fit different samples. Sorted, so that the draw reads like the split."""
     if n < 1:
         raise ValueError(f"a bootstrap resample needs at least one image, got {n}")
     return np.sort(np.random.default_rng(seed).integers(0, n, size=n))

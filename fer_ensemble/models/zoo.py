@@ -3,11 +3,12 @@
 A zoo file has an optional [zoo] table (name, classes), an optional [defaults] table of training
 settings, and one [[model]] table per member (name, builder, args, and any training setting).
 A member with `init_from` inherits its source's builder and args, with its own `args` laid over
-them (a restart on another input view says only `preprocess`; "none" drops the source's). A member with `like = "NAME"`
-copies every setting of that earlier entry except its name (another seed of one recipe restates
-only `seed`); its own keys override. With both, the architecture is the warm-start source's and
-the rest of the recipe the template's, so one restart template serves every family. Everything
-is validated on load; errors name the file, the model entry and the key.
+them (a restart on another input view says only `preprocess`; "none" drops the source's). A
+member with `like = "NAME"` copies every setting of that earlier entry except its name (another
+seed of one recipe restates only `seed`); its own keys override. With both, the architecture is
+the warm-start source's and the rest of the recipe the template's, so one restart template
+serves every family. Everything is validated on load; errors name the file, the model entry and
+the key.
 """
 from __future__ import annotations
 
