@@ -181,11 +181,12 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
     t0 = time.perf_counter()
     try:
         # Bagging: the member's own draw of the Training split (by its seed, so resume redraws it).
-        train_x, train_y = data.train.x, data.train.y
+        train_x, train_y, drawn = data.train.x, data.train.y, None
         if spec.bootstrap:
             pick = bootstrap_indices(len(train_y), spec.seed)
             train_x, train_y = train_x[pick], train_y[pick]
             train_soft = None if train_soft is None else train_soft[pick]
+            drawn = {"images": int(pick.size), "distinct": int(np.unique(pick).size), "seed": spec.seed}
         weights = class_weights(train_y, data.num_classes) if spec.balancing == "class_weights" else None
         common = dict(soft=train_soft, balancing=spec.balancing, oversample_fraction=spec.oversample_fraction,
                       seed=spec.seed, steps_per_epoch=spec.steps_per_epoch or None, initial_epoch=initial_epoch)
@@ -287,8 +288,7 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
         "resumed_from_epoch": initial_epoch,
         "stopped_by_time_limit": None if limit is None else limit.stopped_epoch is not None,
         "initialized_from": source,
-        **({"bootstrap": {"images": int(len(train_y)), "distinct": int(np.unique(pick).size),
-                          "seed": spec.seed}} if spec.bootstrap else {}),
+        **({"bootstrap": drawn} if drawn else {}),
         "device": device_name(),
         "precision": policy,
         "pipeline": pipeline,

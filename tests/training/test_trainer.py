@@ -314,7 +314,7 @@ def test_bootstrap_member_trains_on_its_own_draw(tmp_path, tiny_data, monkeypatc
     original = trainer.train_dataset
 
     def spy(x, y, *args, **kwargs):
-        seen.update(x=x, y=y)
+        seen.update(x=x, y=y, soft=kwargs["soft"])
         return original(x, y, *args, **kwargs)
 
     monkeypatch.setattr(trainer, "train_dataset", spy)
@@ -329,5 +329,14 @@ def test_bootstrap_member_trains_on_its_own_draw(tmp_path, tiny_data, monkeypatc
     assert sum(result.sidecar["metrics"]["test"]["support"].values()) == len(tiny_data.test)
     plain = train_model(spec.replace(name="plain", bootstrap=False), tiny_data, tmp_path, progress=False)
     assert seen["x"] is tiny_data.train.x and "bootstrap" not in plain.sidecar
+    # soft targets (here FER+-blended) are drawn with their images
+    from dataclasses import replace
+
+    from fer_ensemble.data import blend_targets
+
+    votes = np.random.default_rng(0).dirichlet(np.ones(tiny_data.num_classes), len(tiny_data.train)).astype(np.float32)
+    voted = replace(tiny_data, info={**tiny_data.info, "ferplus_votes": votes, "ferplus_csv": "votes.csv"})
+    train_model(spec.replace(name="bag_fp", ferplus_targets=0.5), voted, tmp_path, progress=False)
+    np.testing.assert_allclose(seen["soft"], blend_targets(tiny_data.train.y, votes, 0.5)[pick])
     with pytest.raises(Exception, match="'bootstrap' must be bool"):
         spec.replace(bootstrap="yes")
