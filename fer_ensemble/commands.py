@@ -138,6 +138,14 @@ def _search(sub, add_data_args):
     p.add_argument("--top-members", type=int, default=None, metavar="K",
                    help="search only the K members with the best validation accuracy (keeps an "
                         "exhaustive search affordable as the zoo grows)")
+    p.add_argument("--cv-folds", type=int, default=None, metavar="F",
+                   help="also measure each way of choosing (search, greedy, mean of all candidates, "
+                        "stacking, best member) out of fold on F folds of the validation split -> "
+                        "search_cv.json")
+    p.add_argument("--cv-seed", type=int, default=0, help="seed of the stratified folds")
+    p.add_argument("--select", choices=("search", "cv"), default="search",
+                   help="cv: ensemble.json becomes the pick of the procedure with the best "
+                        "out-of-fold accuracy (needs --cv-folds; default: the search's choice)")
     p.set_defaults(func=cmd_search)
 
 
@@ -150,12 +158,27 @@ def cmd_search(args) -> int:
     if bad:
         raise EnsembleError(f"unknown method(s) {bad}; choose from {METHODS}")
     t = time.perf_counter()
+    if args.select == "cv" and args.cv_folds is None:
+        raise EnsembleError("--select cv needs --cv-folds F (the folds of the validation split)")
     result, text = search_run(args.run, methods=[m for m in methods if m != "stacking"],
                               min_size=args.min_size, max_size=args.max_size, stacking="stacking" in methods,
                               exhaustive_limit=args.exhaustive_limit, top_members=args.top_members)
     print(text)
     print(f"\nwrote {Path(args.run) / 'search.csv'} and {Path(args.run) / 'ensemble.json'} "
           f"({time.perf_counter() - t:.1f}s)")
+    if args.cv_folds is not None:
+        from .ensemble.run_search import CV_FILE, cv_run
+
+        t = time.perf_counter()
+        _, table = cv_run(args.run, folds=args.cv_folds, seed=args.cv_seed, select=args.select == "cv",
+                          methods=[m for m in methods if m != "stacking"], min_size=args.min_size,
+                          max_size=args.max_size, exhaustive_limit=args.exhaustive_limit,
+                          top_members=args.top_members,
+                          progress=lambda p, k, acc: print(f"  cv {p} fold {k + 1}: {100 * acc:.2f}%", flush=True))
+        print("\n" + table)
+        print(f"\nwrote {Path(args.run) / CV_FILE}" + (" and ensemble.json (the chosen procedure's pick)"
+                                                      if args.select == "cv" else "")
+              + f" ({time.perf_counter() - t:.1f}s)")
     return 0
 
 

@@ -1,7 +1,7 @@
 """Combination methods over member probabilities (M, N, C). Pure numpy; weights come from the
 validation split only.
 
-mean      plain average
+mean      plain average (weighted by multiplicity when greedy selection repeats a member)
 accuracy  members weighted by validation accuracy
 recall    per-class weights: member m's validation recall of class c, normalised over members
           for each class (the reference study's best, "ensemble9_3")
@@ -48,7 +48,10 @@ def fit_weights(method: str, val_proba: np.ndarray, val_y: np.ndarray) -> np.nda
 def combine(proba: np.ndarray, method: str, weights: np.ndarray | None = None) -> np.ndarray:
     """(M, N, C) member probabilities -> (N, C) ensemble probabilities (rows sum to 1)."""
     proba = np.asarray(proba, dtype=np.float64)
-    if method == "mean":
+    if method == "mean" and weights is not None:   # multiplicities from greedy selection
+        w = np.asarray(weights, dtype=np.float64)
+        out = np.tensordot(w / w.sum(), proba, axes=1)
+    elif method == "mean":
         out = proba.mean(axis=0)
     elif method == "accuracy":
         w = np.asarray(weights, dtype=np.float64)

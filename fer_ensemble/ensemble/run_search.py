@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import atomic_path
+from .._io import atomic_path, write_json
 from ..errors import EnsembleError
 from .combine import Stacker, combine, fit_weights, member_accuracy
+from .cv import PROCEDURES, choose_procedure, cross_validate, fit_procedure, stored_weights, top_indices
 from .ensemble import write_manifest
 from .search import SearchResult, search_subsets
 
@@ -46,13 +47,11 @@ def keep_top_members(caches: dict, k: int) -> dict:
     A validation-only rule that bounds the exhaustive search (2^M subsets) as zoos grow; test
     predictions play no part in it.
     """
-    m = len(caches["names"])
     if k < 1:
         raise ValueError(f"top_members must be >= 1, got {k}")
-    if k >= m:
+    if k >= len(caches["names"]):
         return caches
-    acc = member_accuracy(caches["val_proba"], caches["val_y"])
-    keep = sorted(sorted(range(m), key=lambda i: (-acc[i], caches["names"][i]))[:k])
+    keep = top_indices(caches["val_proba"], caches["val_y"], caches["names"], k)
     return {**caches, "names": [caches["names"][i] for i in keep],
             "val_proba": caches["val_proba"][keep], "test_proba": caches["test_proba"][keep]}
 
@@ -95,8 +94,13 @@ def search_run(run_dir: str | os.PathLike, methods=("mean", "accuracy", "recall"
     weights = None
     if win["method"] == "stacking":
         st = Stacker().fit(vp[idx], vy).params()
-    else:
-        weights = fit_weights(win["method"], vp[idx], vy)
+    else:   # greedy selection may repeat a member: its multiplicity goes into the stored weights
+        counts = win.get("multiplicity")
+        counts = np.array([int(x) for x in counts.split("+")]) if isinstance(counts, str) else None
+        try:
+            weights = stored_weights(win["method"], vp[idx], vy, counts)
+        except ValueError as e:
+            raise EnsembleError(f"{run_dir}: {e}") from None
     write_manifest(run_dir, members, win["method"], cls, weights, stacking=st, extra={
         "val_accuracy": win["val_accuracy"], "test_accuracy": win["test_accuracy"], "search": result.search,
         "evaluated": result.evaluated, "min_size": min_size, "max_size": max_size or len(names),
@@ -152,3 +156,62 @@ def manifest_proba(manifest: dict, caches: dict, split: str = "test") -> np.ndar
     w = manifest.get("weights")
     weights = None if w is None else np.array([w[n] for n in manifest["members"]], dtype=np.float64)
     return combine(proba, manifest["method"], weights)
+
+
+CV_FILE = "search_cv.json"
+
+
+def cv_run(run_dir: str | os.PathLike, folds: int = 5, seed: int = 0, select: bool = False,
+           procedures=PROCEDURES, methods=("mean", "accuracy", "recall"), min_size: int = 1,
+           max_size: int | None = None, exhaustive_limit: int | None = None,
+           top_members: int | None = None, progress=None) -> tuple[dict, str]:
+    """Out-of-fold accuracy of each procedure on `run_dir`'s validation caches -> search_cv.json.
+
+    Each procedure (with its own top-member cut) is also run once on the whole validation split;
+    its test accuracy is reported, never used. With `select`, ensemble.json becomes the pick of
+    the procedure with the best out-of-fold accuracy (ties: the order of PROCEDURES).
+    """
+    run_dir = Path(run_dir)
+    c = load_caches(run_dir)
+    names, vp, tp, vy, ty, cls = (c["names"], c["val_proba"], c["test_proba"], c["val_y"], c["test_y"],
+                                  c["class_names"])
+    options = {"methods": tuple(methods), "top_members": top_members, "exhaustive_limit": exhaustive_limit,
+               "min_size": min_size, "max_size": max_size}
+    try:
+        cv = cross_validate(names, vp, vy, procedures=procedures, folds=folds, seed=seed, progress=progress,
+                            **options)
+        full = {p: fit_procedure(p, names, vp, vy, **options) for p in procedures}
+    except ValueError as e:   # bad folds, sizes or procedure names: name the run, no traceback
+        raise EnsembleError(f"{run_dir}: {e}") from None
+    chosen = choose_procedure(cv)
+    for p, pick in full.items():
+        cv["procedures"][p].update({
+            "method": pick.method, "members": [names[i] for i in pick.members],
+            "val_accuracy": pick.fit_accuracy,
+            "test_accuracy": float((pick.proba(tp).argmax(1) == ty).mean())})
+    cv.update({"chosen": chosen, "options": {**options, "methods": list(methods)}, "pool": len(names)})
+    write_json(run_dir / CV_FILE, cv)
+    if select:
+        pick = full[chosen]
+        write_manifest(run_dir, [names[i] for i in pick.members], pick.method, cls, pick.weights,
+                       stacking=pick.stacking, extra={
+                           "val_accuracy": pick.fit_accuracy, "test_accuracy": cv["procedures"][chosen]["test_accuracy"],
+                           "procedure": chosen, "selected_by": f"{folds}-fold out-of-fold accuracy ({CV_FILE})",
+                           "out_of_fold_accuracy": cv["procedures"][chosen]["out_of_fold_accuracy"],
+                           "candidates": len(top_indices(vp, vy, names, top_members)), "pool": len(names)})
+    return cv, cv_table(cv)
+
+
+def cv_table(cv: dict) -> str:
+    """Procedures side by side: out-of-fold (honest) against whole-split (optimistic) validation."""
+    procs = cv["procedures"]
+    best = procs.get("best", {}).get("out_of_fold_accuracy")
+    lines = [f"{cv['folds']}-fold out-of-fold validation accuracy (seed {cv['seed']}); test shown, never used:",
+             f"{'procedure':<10} {'out-of-fold':>11} {'vs best':>8} {'val (fit)':>9} {'test':>7}  pick"]
+    for p, r in procs.items():
+        gain = "" if best is None else f"{100 * (r['out_of_fold_accuracy'] - best):+8.2f}"
+        pick = f"{r.get('method', '')} of {len(r.get('members', []))}"
+        lines.append(f"{p:<10} {100 * r['out_of_fold_accuracy']:10.2f}% {gain:>8} "
+                     f"{100 * r.get('val_accuracy', float('nan')):8.2f}% {100 * r.get('test_accuracy', float('nan')):6.2f}%  {pick}")
+    lines.append(f"chosen by out-of-fold accuracy: {cv['chosen']}")
+    return "\n".join(lines)

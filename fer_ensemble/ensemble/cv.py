@@ -1,0 +1,146 @@
+"""How well does a way of choosing an ensemble do on faces it did not choose on?
+
+A search over millions of subsets picks the one that is best on the validation split, so its
+validation accuracy is biased upward by the choice itself. `cross_validate` measures each
+*procedure* (the subset search, greedy selection, the mean of all candidates, stacking, the single
+best member) out of fold: the validation split is cut into stratified folds, the procedure runs
+on all folds but one (its own top-member cut included), and its pick is scored on the fold it
+never saw. Test predictions play no part. `choose_procedure` then takes the procedure with the
+best out-of-fold accuracy, so even the way of choosing is chosen on the validation split alone.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .combine import Stacker, combine, fit_weights, member_accuracy
+from .search import search_subsets
+
+PROCEDURES = ("search", "greedy", "all", "stacking", "best")   # listed order breaks ties
+
+
+@dataclass
+class Pick:
+    """One procedure's ensemble: indices into the member pool, stored as ensemble.json stores it."""
+
+    procedure: str
+    method: str
+    members: list[int]
+    weights: np.ndarray | None = None    # multiplicities folded in (greedy selection repeats members)
+    stacking: dict | None = None
+    fit_accuracy: float = float("nan")   # on the samples it was chosen on (optimistic)
+
+    def proba(self, pool_proba: np.ndarray) -> np.ndarray:
+        """(N, C) ensemble probabilities from the whole pool's (M, N, C) probabilities."""
+        p = pool_proba[self.members]
+        if self.method == "stacking":
+            return Stacker.from_params(self.stacking).predict_proba(p)
+        return combine(p, self.method, self.weights)
+
+
+def top_indices(val_proba: np.ndarray, val_y: np.ndarray, names: list[str], k: int | None) -> list[int]:
+    """The k members best on validation (ties: earlier name first), in pool order; all when k is None."""
+    m = len(names)
+    if k is None or k >= m:
+        return list(range(m))
+    if k < 1:
+        raise ValueError(f"top_members must be >= 1, got {k}")
+    acc = member_accuracy(val_proba, val_y)
+    return sorted(sorted(range(m), key=lambda i: (-acc[i], names[i]))[:k])
+
+
+def stored_weights(method: str, proba: np.ndarray, y: np.ndarray, counts: np.ndarray | None = None):
+    """Weights as ensemble.json stores them; a member picked n times counts n times (for mean,
+    the weights are the multiplicities themselves)."""
+    w = fit_weights(method, proba, y)
+    if counts is None or np.all(counts == 1):
+        return w
+    counts = np.asarray(counts, dtype=np.float64)
+    if method == "mean":
+        return counts
+    if method in ("accuracy", "recall"):
+        return w * (counts if w.ndim == 1 else counts[:, None])
+    raise ValueError(f"greedy selection repeated a member; {method!r} cannot store repeats "
+                     "(use mean, accuracy or recall, or raise --exhaustive-limit)")
+
+
+def fit_procedure(procedure: str, names: list[str], val_proba: np.ndarray, val_y: np.ndarray,
+                  methods=("mean", "accuracy", "recall"), top_members: int | None = None,
+                  exhaustive_limit: int | None = None, min_size: int = 1, max_size: int | None = None) -> Pick:
+    """Run one procedure on (val_proba, val_y) and return its pick."""
+    cand = top_indices(val_proba, val_y, names, top_members)
+    vp = val_proba[cand]
+    acc = member_accuracy(vp, val_y)
+    if procedure == "best":
+        pick = Pick(procedure, "mean", [cand[int(np.argmax(acc))]])   # argmax: first of equals, by name
+    elif procedure == "all":
+        pick = Pick(procedure, "mean", cand)
+    elif procedure == "stacking":
+        st = Stacker().fit(vp, val_y)
+        pick = Pick(procedure, "stacking", cand, stacking=st.params())
+    elif procedure in ("search", "greedy"):
+        sub = [names[i] for i in cand]
+        limit = 0 if procedure == "greedy" else exhaustive_limit
+        # The fit samples stand in for the test split: only the chosen row is kept (top=1).
+        res = search_subsets(sub, vp, val_y, vp, val_y, methods=tuple(m for m in methods if m != "stacking"),
+                             min_size=min_size, max_size=max_size, top=1, stacking=False, exhaustive_limit=limit)
+        win = res.winner
+        local = [sub.index(n) for n in win["members"].split("+")]
+        counts = None
+        if isinstance(win.get("multiplicity"), str):
+            counts = np.array([int(c) for c in win["multiplicity"].split("+")])
+        w = stored_weights(win["method"], vp[local], val_y, counts)
+        pick = Pick(procedure, win["method"], [cand[i] for i in local], w)
+    else:
+        raise ValueError(f"unknown procedure {procedure!r}; expected one of {PROCEDURES}")
+    pick.fit_accuracy = float((pick.proba(val_proba).argmax(1) == val_y).mean())
+    return pick
+
+
+def _folds(y: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
+    from sklearn.model_selection import StratifiedKFold
+
+    counts = np.bincount(y)
+    if folds < 2:
+        raise ValueError(f"cv folds must be >= 2, got {folds}")
+    if counts[counts > 0].min() < folds:
+        raise ValueError(f"cv folds ({folds}) exceed the smallest class's validation count "
+                         f"({counts[counts > 0].min()})")
+    skf = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    return [held for _, held in skf.split(np.zeros(len(y)), y)]
+
+
+def cross_validate(names: list[str], val_proba: np.ndarray, val_y: np.ndarray, procedures=PROCEDURES,
+                   folds: int = 5, seed: int = 0, progress=None, **options) -> dict:
+    """Out-of-fold accuracy of each procedure on the validation split (test predictions unused).
+
+    Returns {"folds", "seed", "procedures": {name: {"out_of_fold_accuracy", "fold_accuracy",
+    "fold_picks"}}}; `options` go to `fit_procedure` (methods, top_members, exhaustive_limit, sizes).
+    """
+    bad = [p for p in procedures if p not in PROCEDURES]
+    if bad:
+        raise ValueError(f"unknown procedure(s) {bad}; expected some of {PROCEDURES}")
+    held_out = _folds(val_y, folds, seed)
+    out = {}
+    for proc in procedures:
+        correct, fold_acc, picks = 0, [], []
+        for k, held in enumerate(held_out):
+            fit = np.setdiff1d(np.arange(len(val_y)), held)
+            pick = fit_procedure(proc, names, val_proba[:, fit], val_y[fit], **options)
+            right = pick.proba(val_proba[:, held]).argmax(1) == val_y[held]
+            correct += int(right.sum())
+            fold_acc.append(float(right.mean()))
+            picks.append({"method": pick.method, "members": "+".join(names[i] for i in pick.members)})
+            if progress:
+                progress(proc, k, float(right.mean()))
+        out[proc] = {"out_of_fold_accuracy": correct / len(val_y), "fold_accuracy": fold_acc,
+                     "fold_picks": picks}
+    return {"folds": folds, "seed": seed, "procedures": out}
+
+
+def choose_procedure(cv: dict) -> str:
+    """The procedure with the best out-of-fold accuracy; ties go to the one listed first."""
+    procs = cv["procedures"]
+    order = [p for p in PROCEDURES if p in procs]
+    return max(order, key=lambda p: (procs[p]["out_of_fold_accuracy"], -order.index(p)))
