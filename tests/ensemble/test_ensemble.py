@@ -49,6 +49,20 @@ def test_fused_model_matches_member_loop_and_reloads(run_copy, tiny_data, method
     np.testing.assert_allclose(again.predict(Ensemble.as_batch(x), verbose=0), fused, atol=1e-6)
 
 
+def test_mean_with_multiplicities_matches_in_the_fused_model(run_copy, tiny_data):
+    """A greedy pick stores how often each member was picked as mean weights; the member loop,
+    the fused model and combine() all weigh by them."""
+    ens = Ensemble.load(run_copy, method="mean")
+    ens.weights = np.array([3.0, 1.0])
+    x = tiny_data.test.x[:40]
+    looped = ens.predict_proba(x, fused=False)
+    np.testing.assert_allclose(ens.predict_proba(x), looped, atol=1e-5)
+    caches = load_caches(run_copy)
+    p = caches["test_proba"][:, :40]
+    np.testing.assert_allclose(looped, 0.75 * p[0] + 0.25 * p[1], atol=1e-5)
+    assert not np.allclose(looped, p.mean(axis=0), atol=1e-4)
+
+
 def test_input_shapes(run_copy, tiny_data):
     ens = Ensemble.load(run_copy)
     x = tiny_data.test.x[:3]

@@ -1,0 +1,113 @@
+"""Out-of-fold measure of the ways of choosing an ensemble (`search --cv-folds`, `--select cv`)."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fer_ensemble.ensemble import (PROCEDURES, choose_procedure, cross_validate, cv_run, fit_procedure,
+                                   load_caches, manifest_proba, search_run)
+from fer_ensemble.errors import EnsembleError
+
+from .test_combine_search import _problem, _write_caches
+
+
+def test_out_of_fold_is_scored_only_on_faces_not_chosen_on():
+    """Members of pure noise: searching every subset finds one that looks good on the faces it was
+    chosen on, but out of fold it is at chance. Scored on its own faces, the measure would show
+    the same optimism."""
+    rng = np.random.default_rng(3)
+    y = np.tile(np.arange(7), 100)                        # 700 faces, 100 per class
+    p = rng.dirichlet(np.ones(7), size=(12, y.size))      # 12 members that know nothing
+    names = [f"m{i:02d}" for i in range(12)]
+    cv = cross_validate(names, p, y, procedures=("search", "best"), folds=5, seed=0, methods=("mean",))
+    for proc, luck in (("search", 0.04), ("best", 0.01)):   # 4,095 subsets are luckier than 12 members
+        fit = fit_procedure(proc, names, p, y, methods=("mean",)).fit_accuracy
+        oof = cv["procedures"][proc]["out_of_fold_accuracy"]
+        assert abs(oof - 1 / 7) < 0.04, (proc, oof)       # chance, within ~3 standard errors
+        assert fit - oof > luck, (proc, fit, oof)          # the choice's own luck, removed
+    assert cv["procedures"]["search"]["fold_accuracy"] != cv["procedures"]["best"]["fold_accuracy"]
+
+
+def test_folds_partition_the_split_and_refit_on_each():
+    """Each fold's pick is fit without that fold: re-running the procedure on the complement and
+    scoring the fold reproduces every fold accuracy, and the pooled count is their weighted mean."""
+    from sklearn.model_selection import StratifiedKFold
+
+    vp, vy = _problem(6, 350, seed=5)
+    names = [f"m{i}" for i in range(6)]
+    cv = cross_validate(names, vp, vy, procedures=("greedy", "all"), folds=5, seed=7, top_members=4)
+    folds = [held for _, held in StratifiedKFold(5, shuffle=True, random_state=7).split(vp[0], vy)]
+    assert sorted(np.concatenate(folds)) == list(range(350))
+    for proc in ("greedy", "all"):
+        r = cv["procedures"][proc]
+        right = 0
+        for k, held in enumerate(folds):
+            fit = np.setdiff1d(np.arange(350), held)
+            pick = fit_procedure(proc, names, vp[:, fit], vy[fit], top_members=4)
+            ok = pick.proba(vp[:, held]).argmax(1) == vy[held]
+            assert r["fold_accuracy"][k] == pytest.approx(ok.mean())
+            assert r["fold_picks"][k]["members"] == "+".join(names[i] for i in pick.members)
+            assert len(pick.members) == 4 if proc == "all" else len(pick.members) <= 4   # the cut, per fold
+            right += ok.sum()
+        assert r["out_of_fold_accuracy"] == pytest.approx(right / 350)
+
+
+def test_choose_procedure_takes_the_best_and_breaks_ties_in_listed_order():
+    cv = {"procedures": {p: {"out_of_fold_accuracy": a} for p, a in
+                         zip(PROCEDURES, (0.70, 0.72, 0.72, 0.71, 0.69))}}
+    assert choose_procedure(cv) == "greedy"                       # greedy and all tie: greedy is listed first
+    cv["procedures"]["stacking"]["out_of_fold_accuracy"] = 0.73
+    assert choose_procedure(cv) == "stacking"
+    del cv["procedures"]["stacking"], cv["procedures"]["greedy"]
+    assert choose_procedure(cv) == "all"
+
+
+def test_select_cv_writes_the_chosen_pick_and_the_cli_checks_its_input(tmp_path, capsys):
+    from fer_ensemble.cli import main
+
+    vp, vy = _problem(7, 400, seed=21)
+    tp, ty = _problem(7, 400, seed=22)
+    names = [f"m{i}" for i in range(7)]
+    _write_caches(tmp_path, vp, vy, tp, ty, names)
+    assert main(["search", str(tmp_path), "--top-members", "5", "--cv-folds", "4", "--select", "cv"]) == 0
+    out = capsys.readouterr().out
+    assert "out-of-fold" in out and "chosen by out-of-fold accuracy" in out
+    cv = json.loads((tmp_path / "search_cv.json").read_text())
+    assert set(cv["procedures"]) == set(PROCEDURES) and cv["folds"] == 4 and cv["pool"] == 7
+    manifest = json.loads((tmp_path / "ensemble.json").read_text())
+    chosen = cv["procedures"][cv["chosen"]]
+    assert manifest["procedure"] == cv["chosen"] and manifest["members"] == chosen["members"]
+    assert manifest["out_of_fold_accuracy"] == chosen["out_of_fold_accuracy"]
+    caches = load_caches(tmp_path)   # the stored ensemble reproduces the reported accuracies
+    assert (manifest_proba(manifest, caches).argmax(1) == ty).mean() == pytest.approx(manifest["test_accuracy"])
+    assert (manifest_proba(manifest, caches, "val").argmax(1) == vy).mean() == pytest.approx(chosen["val_accuracy"])
+    for p, r in cv["procedures"].items():   # every procedure's whole-split pick, test never used to choose
+        assert 0 <= r["test_accuracy"] <= 1 and r["val_accuracy"] >= r["out_of_fold_accuracy"] - 0.1
+
+    assert main(["search", str(tmp_path), "--select", "cv"]) == 2
+    assert "--select cv needs --cv-folds" in capsys.readouterr().err
+    assert main(["search", str(tmp_path), "--cv-folds", "1"]) == 2
+    assert f"{tmp_path}: cv folds must be >= 2" in capsys.readouterr().err
+    assert main(["search", str(tmp_path), "--cv-folds", "500"]) == 2
+    assert "smallest class" in capsys.readouterr().err
+    with pytest.raises(EnsembleError, match="unknown procedure"):
+        cv_run(tmp_path, procedures=("search", "median"))
+
+
+def test_greedy_pick_keeps_its_multiplicities_in_ensemble_json(tmp_path):
+    """Greedy selection repeats members; ensemble.json once kept only the names, so the stored
+    ensemble was not the one whose accuracy it reported."""
+    vp, vy = _problem(8, 600, seed=2)
+    tp, ty = _problem(8, 600, seed=3)
+    names = [f"m{i}" for i in range(8)]
+    _write_caches(tmp_path, vp, vy, tp, ty, names)
+    caches = load_caches(tmp_path)
+    for method in ("mean", "accuracy", "recall"):
+        result, _ = search_run(tmp_path, methods=(method,), exhaustive_limit=0)
+        counts = [int(c) for c in result.winner["multiplicity"].split("+")]
+        assert max(counts) > 1, method                       # the problem makes greedy repeat
+        manifest = json.loads((tmp_path / "ensemble.json").read_text())
+        acc = (manifest_proba(manifest, caches).argmax(1) == ty).mean()
+        assert acc == pytest.approx(result.winner["test_accuracy"]), method
