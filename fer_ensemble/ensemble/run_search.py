@@ -2,6 +2,7 @@
 ensemble.json, and print the leaderboard with per-class tables (the study's Tables 2 and 3)."""
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from .._io import atomic_path, write_json
 from ..errors import EnsembleError
 from .combine import Stacker, combine, fit_weights, member_accuracy
 from .cv import PROCEDURES, choose_procedure, cross_validate, fit_procedure, stored_weights, top_indices
-from .ensemble import write_manifest
+from .ensemble import MANIFEST, write_manifest
 from .search import SearchResult, search_subsets
 
 
@@ -193,13 +194,27 @@ def cv_run(run_dir: str | os.PathLike, folds: int = 5, seed: int = 0, select: bo
     write_json(run_dir / CV_FILE, cv)
     if select:
         pick = full[chosen]
-        write_manifest(run_dir, [names[i] for i in pick.members], pick.method, cls, pick.weights,
-                       stacking=pick.stacking, extra={
-                           "val_accuracy": pick.fit_accuracy, "test_accuracy": cv["procedures"][chosen]["test_accuracy"],
-                           "procedure": chosen, "selected_by": f"{folds}-fold out-of-fold accuracy ({CV_FILE})",
-                           "out_of_fold_accuracy": cv["procedures"][chosen]["out_of_fold_accuracy"],
-                           "candidates": len(top_indices(vp, vy, names, top_members)), "pool": len(names)})
+        members = [names[i] for i in pick.members]
+        record = {"procedure": chosen, "selected_by": f"{folds}-fold out-of-fold accuracy ({CV_FILE})",
+                  "out_of_fold_accuracy": cv["procedures"][chosen]["out_of_fold_accuracy"]}
+        previous = run_dir / MANIFEST
+        old = json.loads(previous.read_text()) if previous.exists() else {}
+        if _same_ensemble(old, members, pick):   # the search's own choice: keep its record, add the cv's
+            write_json(previous, {**old, **record})
+        else:
+            write_manifest(run_dir, members, pick.method, cls, pick.weights, stacking=pick.stacking, extra={
+                "val_accuracy": pick.fit_accuracy, "test_accuracy": cv["procedures"][chosen]["test_accuracy"],
+                **record, "candidates": len(top_indices(vp, vy, names, top_members)), "pool": len(names)})
     return cv, cv_table(cv)
+
+
+def _same_ensemble(manifest: dict, members: list[str], pick) -> bool:
+    if manifest.get("members") != members or manifest.get("method") != pick.method or pick.method == "stacking":
+        return False
+    w = manifest.get("weights")
+    if w is None or pick.weights is None:
+        return w is None and pick.weights is None
+    return np.allclose(np.array([w[n] for n in members], dtype=np.float64), pick.weights)
 
 
 def cv_table(cv: dict) -> str:

@@ -79,12 +79,21 @@ def test_select_cv_writes_the_chosen_pick_and_the_cli_checks_its_input(tmp_path,
     manifest = json.loads((tmp_path / "ensemble.json").read_text())
     chosen = cv["procedures"][cv["chosen"]]
     assert manifest["procedure"] == cv["chosen"] and manifest["members"] == chosen["members"]
+    assert ("evaluated" in manifest) == (cv["chosen"] == "search")   # the search's own record is kept
     assert manifest["out_of_fold_accuracy"] == chosen["out_of_fold_accuracy"]
     caches = load_caches(tmp_path)   # the stored ensemble reproduces the reported accuracies
     assert (manifest_proba(manifest, caches).argmax(1) == ty).mean() == pytest.approx(manifest["test_accuracy"])
     assert (manifest_proba(manifest, caches, "val").argmax(1) == vy).mean() == pytest.approx(chosen["val_accuracy"])
     for p, r in cv["procedures"].items():   # every procedure's whole-split pick, test never used to choose
         assert 0 <= r["test_accuracy"] <= 1 and r["val_accuracy"] >= r["out_of_fold_accuracy"] - 0.1
+
+    search_run(tmp_path, top_members=5)          # cv choosing the search keeps the search's record ...
+    cv_run(tmp_path, folds=4, select=True, procedures=("search",), top_members=5)
+    kept = json.loads((tmp_path / "ensemble.json").read_text())
+    assert kept["procedure"] == "search" and kept["evaluated"] and kept["min_size"] == 1
+    cv_run(tmp_path, folds=4, select=True, procedures=("all",))   # ... another pick replaces it
+    other = json.loads((tmp_path / "ensemble.json").read_text())
+    assert other["procedure"] == "all" and other["members"] == names and "evaluated" not in other
 
     assert main(["search", str(tmp_path), "--select", "cv"]) == 2
     assert "--select cv needs --cv-folds" in capsys.readouterr().err
