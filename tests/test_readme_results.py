@@ -73,3 +73,22 @@ def test_searched_ensemble_and_goal_match_ensemble_json(summary):
     assert [float(c) for c in per_class[1:8]] == pytest.approx(list(summary.loc["ensemble", CLASSES]), abs=0.051)
     goal = (ROOT / "README.md").read_text().split("The goal (")[1][:400]
     assert f"**{acc:.2f}%**" in goal and f"**+{acc - best:.2f} points over**" in goal
+
+
+def test_out_of_fold_table_matches_search_cv_json():
+    """The round-35 table: each procedure's out-of-fold accuracy, its gain over `best`, its five
+    folds and its PrivateTest accuracy, as search_cv.json holds them; the chosen one is the search."""
+    cv = json.loads((RESULTS / "search_cv.json").read_text())
+    procs = cv["procedures"]
+    rows = {r[0]: r for r in _rows() if len(r) == 7 and r[0] in procs}
+    assert set(rows) == set(procs)
+    best = procs["best"]["out_of_fold_accuracy"]
+    for name, r in rows.items():
+        p = procs[name]
+        assert _number(r[1]) == pytest.approx(100 * p["out_of_fold_accuracy"], abs=0.0051), name
+        assert _number(r[2]) == pytest.approx(100 * (p["out_of_fold_accuracy"] - best), abs=0.0051), name
+        folds = [float(x) for x in r[3].split(" / ")]
+        assert folds == pytest.approx([100 * a for a in p["fold_accuracy"]], abs=0.0051), name
+        assert _number(r[4]) == pytest.approx(100 * p["val_accuracy"], abs=0.0051), name
+        assert _number(r[6]) == pytest.approx(100 * p["test_accuracy"], abs=0.0051), name
+    assert cv["chosen"] == "search" and json.loads((RESULTS / "ensemble.json").read_text())["procedure"] == "search"
