@@ -1,6 +1,6 @@
-"""The FER2013 CPU-track numbers quoted in the README match the committed artifacts in
-results/fer2013-cpu/ (sidecars, prediction caches, the report's summary and ensemble.json), so a
-table edited by hand or left behind by a new search fails here."""
+"""The FER2013 CPU-track numbers quoted in the README (and in ROUNDS.md) match the committed
+artifacts in results/fer2013-cpu/ (sidecars, prediction caches, the report's summary, ensemble.json
+and search_cv.json), so a table edited by hand or left behind by a new search fails here."""
 from __future__ import annotations
 
 import json
@@ -16,9 +16,9 @@ RESULTS = ROOT / "results" / "fer2013-cpu"
 CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 
 
-def _rows() -> list[list[str]]:
+def _rows(path: Path = ROOT / "README.md") -> list[list[str]]:
     return [[c.strip() for c in line.strip().strip("|").split("|")]
-            for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| ")]
+            for line in path.read_text().splitlines() if line.startswith("| ")]
 
 
 def _number(cell: str) -> float:
@@ -76,11 +76,11 @@ def test_searched_ensemble_and_goal_match_ensemble_json(summary):
 
 
 def test_out_of_fold_table_matches_search_cv_json():
-    """The round-35 table: each procedure's out-of-fold accuracy, its gain over `best`, its five
+    """ROUNDS.md's round-35 table: each procedure's out-of-fold accuracy, its gain over `best`, its five
     folds and its PrivateTest accuracy, as search_cv.json holds them; the chosen one is the search."""
     cv = json.loads((RESULTS / "search_cv.json").read_text())
     procs = cv["procedures"]
-    rows = {r[0]: r for r in _rows() if len(r) == 7 and r[0] in procs}
+    rows = {r[0]: r for r in _rows(RESULTS / "ROUNDS.md") if len(r) == 7 and r[0] in procs}
     assert set(rows) == set(procs)
     best = procs["best"]["out_of_fold_accuracy"]
     for name, r in rows.items():

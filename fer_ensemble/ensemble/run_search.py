@@ -226,7 +226,7 @@ def cv_table(cv: dict) -> str:
     for p, r in procs.items():
         gain = "" if best is None else f"{100 * (r['out_of_fold_accuracy'] - best):+8.2f}"
         pick = f"{r.get('method', '')} of {len(r.get('members', []))}"
-        lines.append(f"{p:<10} {100 * r['out_of_fold_accuracy']:10.2f}% {gain:>8} "
-                     f"{100 * r.get('val_accuracy', float('nan')):8.2f}% {100 * r.get('test_accuracy', float('nan')):6.2f}%  {pick}")
+        val, test = (100 * r.get(k, float("nan")) for k in ("val_accuracy", "test_accuracy"))
+        lines.append(f"{p:<10} {100 * r['out_of_fold_accuracy']:10.2f}% {gain:>8} {val:8.2f}% {test:6.2f}%  {pick}")
     lines.append(f"chosen by out-of-fold accuracy: {cv['chosen']}")
     return "\n".join(lines)
