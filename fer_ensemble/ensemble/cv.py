@@ -80,10 +80,14 @@ def fit_procedure(procedure: str, names: list[str], val_proba: np.ndarray, val_y
         st = Stacker().fit(vp, val_y)
         pick = Pick(procedure, "stacking", cand, stacking=st.params())
     elif procedure in ("search", "greedy"):
+        methods = tuple(m for m in methods if m != "stacking")
+        if not methods:
+            raise ValueError(f"procedure {procedure!r} needs a searchable method (mean, accuracy, recall, "
+                             "vote or geometric)")
         sub = [names[i] for i in cand]
         limit = 0 if procedure == "greedy" else exhaustive_limit
         # The fit samples stand in for the test split: only the chosen row is kept (top=1).
-        res = search_subsets(sub, vp, val_y, vp, val_y, methods=tuple(m for m in methods if m != "stacking"),
+        res = search_subsets(sub, vp, val_y, vp, val_y, methods=methods,
                              min_size=min_size, max_size=max_size, top=1, stacking=False, exhaustive_limit=limit)
         win = res.winner
         local = [sub.index(n) for n in win["members"].split("+")]

@@ -178,6 +178,8 @@ def cv_run(run_dir: str | os.PathLike, folds: int = 5, seed: int = 0, select: bo
                                   c["class_names"])
     options = {"methods": tuple(methods), "top_members": top_members, "exhaustive_limit": exhaustive_limit,
                "min_size": min_size, "max_size": max_size}
+    if not [m for m in methods if m != "stacking"]:   # nothing to search: compare the rest
+        procedures = tuple(p for p in procedures if p not in ("search", "greedy"))
     try:
         cv = cross_validate(names, vp, vy, procedures=procedures, folds=folds, seed=seed, progress=progress,
                             **options)
@@ -198,7 +200,10 @@ def cv_run(run_dir: str | os.PathLike, folds: int = 5, seed: int = 0, select: bo
         record = {"procedure": chosen, "selected_by": f"{folds}-fold out-of-fold accuracy ({CV_FILE})",
                   "out_of_fold_accuracy": cv["procedures"][chosen]["out_of_fold_accuracy"]}
         previous = run_dir / MANIFEST
-        old = json.loads(previous.read_text()) if previous.exists() else {}
+        try:
+            old = json.loads(previous.read_text()) if previous.exists() else {}
+        except (OSError, ValueError):   # unreadable: replaced by the chosen pick below
+            old = {}
         if _same_ensemble(old, members, pick):   # the search's own choice: keep its record, add the cv's
             write_json(previous, {**old, **record})
         else:
@@ -214,6 +219,8 @@ def _same_ensemble(manifest: dict, members: list[str], pick) -> bool:
     w = manifest.get("weights")
     if w is None or pick.weights is None:
         return w is None and pick.weights is None
+    if not isinstance(w, dict) or any(n not in w for n in members):
+        return False
     return np.allclose(np.array([w[n] for n in members], dtype=np.float64), pick.weights)
 
 

@@ -309,8 +309,9 @@ def search_subsets(names: list[str], val_proba: np.ndarray, val_y: np.ndarray, t
     table = pd.DataFrame(rows)
     if stacking and "stacking" in methods:
         seen = {"+".join(names)}
+        searched = table.method.unique() if len(table) else []   # stacking alone: only all members
         cands = [list(range(m))] + [[names.index(x) for x in table[table.method == mt].iloc[0]["members"].split("+")]
-                                     for mt in table.method.unique()]
+                                     for mt in searched]
         st_rows = []
         for members in cands:
             key = "+".join(names[i] for i in members)

@@ -95,6 +95,10 @@ def test_select_cv_writes_the_chosen_pick_and_the_cli_checks_its_input(tmp_path,
     other = json.loads((tmp_path / "ensemble.json").read_text())
     assert other["procedure"] == "all" and other["members"] == names and "evaluated" not in other
 
+    # Stacking alone (the search crashed on it before): nothing to search, the rest is compared.
+    assert main(["search", str(tmp_path), "--methods", "stacking", "--cv-folds", "3"]) == 0
+    assert set(json.loads((tmp_path / "search_cv.json").read_text())["procedures"]) == {"all", "stacking", "best"}
+    assert json.loads((tmp_path / "ensemble.json").read_text())["method"] == "stacking"
     assert main(["search", str(tmp_path), "--select", "cv"]) == 2
     assert "--select cv needs --cv-folds" in capsys.readouterr().err
     assert main(["search", str(tmp_path), "--cv-folds", "1"]) == 2
