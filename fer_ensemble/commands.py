@@ -173,7 +173,7 @@ def cmd_search(args) -> int:
         _, table = cv_run(args.run, folds=args.cv_folds, seed=args.cv_seed, select=args.select == "cv",
                           methods=[m for m in methods if m != "stacking"], min_size=args.min_size,
                           max_size=args.max_size, exhaustive_limit=args.exhaustive_limit,
-                          top_members=args.top_members,
+                          top_members=args.top_members, search_result=result,
                           progress=lambda p, k, acc: print(f"  cv {p} fold {k + 1}: {100 * acc:.2f}%", flush=True))
         print("\n" + table)
         print(f"\nwrote {Path(args.run) / CV_FILE}" + (" and ensemble.json (the chosen procedure's pick)"

@@ -48,12 +48,9 @@ def fit_weights(method: str, val_proba: np.ndarray, val_y: np.ndarray) -> np.nda
 def combine(proba: np.ndarray, method: str, weights: np.ndarray | None = None) -> np.ndarray:
     """(M, N, C) member probabilities -> (N, C) ensemble probabilities (rows sum to 1)."""
     proba = np.asarray(proba, dtype=np.float64)
-    if method == "mean" and weights is not None:   # multiplicities from greedy selection
-        w = np.asarray(weights, dtype=np.float64)
-        out = np.tensordot(w / w.sum(), proba, axes=1)
-    elif method == "mean":
+    if method == "mean" and weights is None:
         out = proba.mean(axis=0)
-    elif method == "accuracy":
+    elif method in ("mean", "accuracy"):   # mean with weights: multiplicities from greedy selection
         w = np.asarray(weights, dtype=np.float64)
         out = np.tensordot(w / w.sum(), proba, axes=1)
     elif method == "recall":

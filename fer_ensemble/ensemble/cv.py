@@ -65,6 +65,22 @@ def stored_weights(method: str, proba: np.ndarray, y: np.ndarray, counts: np.nda
                      "(use mean, accuracy or recall, or raise --exhaustive-limit)")
 
 
+def row_weights(row: dict, proba: np.ndarray, y: np.ndarray):
+    """Stored weights of a search table row's ensemble, from its members' validation `proba`;
+    a greedy row's "multiplicity" says how often each member was picked."""
+    counts = row.get("multiplicity")
+    counts = np.array([int(c) for c in counts.split("+")]) if isinstance(counts, str) else None
+    return stored_weights(row["method"], proba, y, counts)
+
+
+def pick_from_row(procedure: str, row: dict, names: list[str], val_proba: np.ndarray, val_y: np.ndarray) -> Pick:
+    """The pick a searched (non-stacking) table row describes, as indices into the pool `names`."""
+    members = [names.index(n) for n in row["members"].split("+")]
+    pick = Pick(procedure, row["method"], members, row_weights(row, val_proba[members], val_y))
+    pick.fit_accuracy = float((pick.proba(val_proba).argmax(1) == val_y).mean())
+    return pick
+
+
 def fit_procedure(procedure: str, names: list[str], val_proba: np.ndarray, val_y: np.ndarray,
                   methods=("mean", "accuracy", "recall"), top_members: int | None = None,
                   exhaustive_limit: int | None = None, min_size: int = 1, max_size: int | None = None) -> Pick:
@@ -89,13 +105,7 @@ def fit_procedure(procedure: str, names: list[str], val_proba: np.ndarray, val_y
         # The fit samples stand in for the test split: only the chosen row is kept (top=1).
         res = search_subsets(sub, vp, val_y, vp, val_y, methods=methods,
                              min_size=min_size, max_size=max_size, top=1, stacking=False, exhaustive_limit=limit)
-        win = res.winner
-        local = [sub.index(n) for n in win["members"].split("+")]
-        counts = None
-        if isinstance(win.get("multiplicity"), str):
-            counts = np.array([int(c) for c in win["multiplicity"].split("+")])
-        w = stored_weights(win["method"], vp[local], val_y, counts)
-        pick = Pick(procedure, win["method"], [cand[i] for i in local], w)
+        return pick_from_row(procedure, res.winner, names, val_proba, val_y)
     else:
         raise ValueError(f"unknown procedure {procedure!r}; expected one of {PROCEDURES}")
     pick.fit_accuracy = float((pick.proba(val_proba).argmax(1) == val_y).mean())

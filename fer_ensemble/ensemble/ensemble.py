@@ -247,11 +247,9 @@ class Ensemble:
     # ------------------------------------------------------------------ fused model
     def _fused_weights(self) -> np.ndarray:
         m, c = len(self.members), len(self.class_names)
-        if self.method == "mean" and self.weights is not None:   # greedy multiplicities
-            w = np.repeat((self.weights / self.weights.sum())[:, None], c, axis=1)
-        elif self.method == "mean":
+        if self.method == "mean" and self.weights is None:
             w = np.full((m, c), 1.0 / m)
-        elif self.method == "accuracy":
+        elif self.method in ("mean", "accuracy"):   # mean with weights: greedy multiplicities
             w = np.repeat((self.weights / self.weights.sum())[:, None], c, axis=1)
         elif self.method == "recall":
             w = self.weights / np.maximum(self.weights.sum(axis=0, keepdims=True), 1e-7)

@@ -11,7 +11,7 @@ import numpy as np
 from .._io import atomic_path, write_json
 from ..errors import EnsembleError
 from .combine import Stacker, combine, fit_weights, member_accuracy
-from .cv import PROCEDURES, choose_procedure, cross_validate, fit_procedure, stored_weights, top_indices
+from .cv import PROCEDURES, choose_procedure, cross_validate, fit_procedure, pick_from_row, row_weights, top_indices
 from .ensemble import MANIFEST, write_manifest
 from .search import SearchResult, search_subsets
 
@@ -48,11 +48,9 @@ def keep_top_members(caches: dict, k: int) -> dict:
     A validation-only rule that bounds the exhaustive search (2^M subsets) as zoos grow; test
     predictions play no part in it.
     """
-    if k < 1:
-        raise ValueError(f"top_members must be >= 1, got {k}")
-    if k >= len(caches["names"]):
+    keep = top_indices(caches["val_proba"], caches["val_y"], caches["names"], k)   # refuses k < 1
+    if len(keep) == len(caches["names"]):
         return caches
-    keep = top_indices(caches["val_proba"], caches["val_y"], caches["names"], k)
     return {**caches, "names": [caches["names"][i] for i in keep],
             "val_proba": caches["val_proba"][keep], "test_proba": caches["test_proba"][keep]}
 
@@ -96,10 +94,8 @@ def search_run(run_dir: str | os.PathLike, methods=("mean", "accuracy", "recall"
     if win["method"] == "stacking":
         st = Stacker().fit(vp[idx], vy).params()
     else:   # greedy selection may repeat a member: its multiplicity goes into the stored weights
-        counts = win.get("multiplicity")
-        counts = np.array([int(x) for x in counts.split("+")]) if isinstance(counts, str) else None
         try:
-            weights = stored_weights(win["method"], vp[idx], vy, counts)
+            weights = row_weights(win, vp[idx], vy)
         except ValueError as e:
             raise EnsembleError(f"{run_dir}: {e}") from None
     write_manifest(run_dir, members, win["method"], cls, weights, stacking=st, extra={
@@ -127,12 +123,15 @@ def leaderboard(result: SearchResult, caches: dict, top: int = 10) -> str:
     rows = [head]
     for method, r in result.best.items():
         idx = [names.index(n) for n in r["members"].split("+")]
+        label = f"ens_{method}{len(idx)}"
+        if isinstance(r.get("multiplicity"), str):   # a greedy row: each member as often as it was picked
+            idx = list(np.repeat(idx, [int(c) for c in r["multiplicity"].split("+")]))
         if method == "stacking":
             p = Stacker().fit(vp[idx], vy).predict_proba(tp[idx])
         else:
             p = combine(tp[idx], method, fit_weights(method, vp[idx], vy))
         pc = per_class_accuracy(p, ty, len(cls))
-        rows.append(f"{'ens_' + method + str(len(idx)):<22}" + "".join(f"{v * 100:9.2f}" for v in pc)
+        rows.append(f"{label:<22}" + "".join(f"{v * 100:9.2f}" for v in pc)
                     + f"{(p.argmax(1) == ty).mean() * 100:9.2f}")
     for i, n in enumerate(names):
         pc = per_class_accuracy(tp[i], ty, len(cls))
@@ -165,12 +164,15 @@ CV_FILE = "search_cv.json"
 def cv_run(run_dir: str | os.PathLike, folds: int = 5, seed: int = 0, select: bool = False,
            procedures=PROCEDURES, methods=("mean", "accuracy", "recall"), min_size: int = 1,
            max_size: int | None = None, exhaustive_limit: int | None = None,
-           top_members: int | None = None, progress=None) -> tuple[dict, str]:
+           top_members: int | None = None, progress=None,
+           search_result: SearchResult | None = None) -> tuple[dict, str]:
     """Out-of-fold accuracy of each procedure on `run_dir`'s validation caches -> search_cv.json.
 
     Each procedure (with its own top-member cut) is also run once on the whole validation split;
     its test accuracy is reported, never used. With `select`, ensemble.json becomes the pick of
     the procedure with the best out-of-fold accuracy (ties: the order of PROCEDURES).
+    `search_result`: `search_run`'s result with the same options, whose choice is the `search`
+    procedure's on the whole split (unless stacking won it), so that search is not run twice.
     """
     run_dir = Path(run_dir)
     c = load_caches(run_dir)
@@ -183,7 +185,9 @@ def cv_run(run_dir: str | os.PathLike, folds: int = 5, seed: int = 0, select: bo
     try:
         cv = cross_validate(names, vp, vy, procedures=procedures, folds=folds, seed=seed, progress=progress,
                             **options)
-        full = {p: fit_procedure(p, names, vp, vy, **options) for p in procedures}
+        reuse = search_result is not None and search_result.winner["method"] != "stacking"
+        full = {p: pick_from_row(p, search_result.winner, names, vp, vy) if p == "search" and reuse
+                else fit_procedure(p, names, vp, vy, **options) for p in procedures}
     except ValueError as e:   # bad folds, sizes or procedure names: name the run, no traceback
         raise EnsembleError(f"{run_dir}: {e}") from None
     chosen = choose_procedure(cv)

@@ -76,6 +76,9 @@ def test_select_cv_writes_the_chosen_pick_and_the_cli_checks_its_input(tmp_path,
     assert "out-of-fold" in out and "chosen by out-of-fold accuracy" in out
     cv = json.loads((tmp_path / "search_cv.json").read_text())
     assert set(cv["procedures"]) == set(PROCEDURES) and cv["folds"] == 4 and cv["pool"] == 7
+    again = fit_procedure("search", names, vp, vy, top_members=5)   # the CLI reuses the search's own choice
+    assert cv["procedures"]["search"]["members"] == [names[i] for i in again.members]
+    assert cv["procedures"]["search"]["val_accuracy"] == pytest.approx(again.fit_accuracy)
     manifest = json.loads((tmp_path / "ensemble.json").read_text())
     chosen = cv["procedures"][cv["chosen"]]
     assert manifest["procedure"] == cv["chosen"] and manifest["members"] == chosen["members"]
@@ -118,9 +121,12 @@ def test_greedy_pick_keeps_its_multiplicities_in_ensemble_json(tmp_path):
     _write_caches(tmp_path, vp, vy, tp, ty, names)
     caches = load_caches(tmp_path)
     for method in ("mean", "accuracy", "recall"):
-        result, _ = search_run(tmp_path, methods=(method,), exhaustive_limit=0)
+        result, text = search_run(tmp_path, methods=(method,), exhaustive_limit=0)
         counts = [int(c) for c in result.winner["multiplicity"].split("+")]
         assert max(counts) > 1, method                       # the problem makes greedy repeat
         manifest = json.loads((tmp_path / "ensemble.json").read_text())
         acc = (manifest_proba(manifest, caches).argmax(1) == ty).mean()
         assert acc == pytest.approx(result.winner["test_accuracy"]), method
+        # the leaderboard's per-class row scores the same ensemble (it too dropped the repeats)
+        row = next(line for line in text.splitlines() if line.startswith(f"ens_{method}{len(counts)} "))
+        assert float(row.split()[-1]) == pytest.approx(100 * acc, abs=0.005), method
