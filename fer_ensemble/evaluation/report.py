@@ -20,9 +20,11 @@ import pandas as pd
 from .._io import atomic_dir, write_text
 from ..data import FerData, load_data, oversample
 from ..ensemble import MANIFEST, load_caches, manifest_proba
+from ..ensemble.run_search import CV_FILE
 from ..errors import FerEnsembleError
 from . import plots
-from .tables import comparison_table, disagreement_matrix, pair_table, per_class_table, to_markdown
+from .tables import (comparison_table, disagreement_matrix, pair_table, per_class_table, procedure_table,
+                     to_markdown)
 
 ENSEMBLE = "ensemble"
 
@@ -114,6 +116,7 @@ def _build_report(run: Path, out: Path, data, gradcam, gradcam_per_class, grid_i
     rep.files.append(_write_csv(summary, out / "tables" / "summary_test.csv"))
     md += ["## Test accuracy per class (%)", "", "Per-class accuracy is the recall of the class, as in the "
            "reference study's Tables 2-5.", "", to_markdown(summary, 2), ""]
+    md += _selection_section(run, out, rep, len(names))
     md += ["## Precision, recall, F1 per model (test)", ""]
     for n in [ENSEMBLE, *names]:
         t = per_class_table(ty, test[n], cls)
@@ -187,6 +190,46 @@ def _build_report(run: Path, out: Path, data, gradcam, gradcam_per_class, grid_i
     write_text(rep.path, "\n".join(md))
     rep.files.append(rep.path)
     return rep
+
+
+def _selection_section(run: Path, out: Path, rep: Report, pool: int, shown: int = 10) -> list[str]:
+    """How ensemble.json was chosen: the search's best candidates (search.csv) and, after
+    `search --cv-folds`, the out-of-fold comparison of the ways of choosing (search_cv.json).
+    `pool`: the run's number of models, to flag a comparison written before models were added."""
+    md = []
+    board_file, cv_file = run / "search.csv", run / CV_FILE
+    if board_file.exists():
+        try:   # sorted by validation accuracy when written; the first rows are the leaderboard
+            board = pd.read_csv(board_file, nrows=shown)
+            board = pd.DataFrame({"method": board["method"], "size": board["size"],
+                                  "val accuracy": 100 * board["val_accuracy"],
+                                  "test accuracy": 100 * board["test_accuracy"], "members": board["members"]})
+        except (OSError, ValueError, KeyError) as e:
+            rep.notes.append(f"{board_file}: unreadable ({e!r}); the search's leaderboard is not shown")
+        else:
+            md += ["## How the ensemble was chosen", "",
+                   f"The {len(board)} best candidates of the subset search (search.csv) by validation accuracy; "
+                   "test accuracy is reported, never used to choose.", "", to_markdown(board, 2), ""]
+    if cv_file.exists():
+        try:
+            cv = json.loads(cv_file.read_text())
+            table = procedure_table(cv)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            rep.notes.append(f"{cv_file}: unreadable ({e!r}); the out-of-fold comparison is not shown")
+            return md
+        if cv.get("pool", pool) != pool:
+            rep.notes.append(f"{cv_file} compared {cv['pool']} models, the run now has {pool}: run "
+                             "`fer-ensemble search RUN --cv-folds F` again")
+        rep.files.append(_write_csv(table, out / "tables" / "search_cv.csv"))
+        md += ([] if md else ["## How the ensemble was chosen", ""]) + [
+               f"### Ways of choosing, out of fold ({cv.get('folds', '?')} folds of the validation split, "
+               f"seed {cv.get('seed', '?')})", "",
+               "Each way of choosing ran on all folds but one and was scored on the fold it did not see; "
+               "`vs best` is the margin over the best member chosen the same way. The last columns are each "
+               "way's pick on the whole validation split (optimistic) and that pick's test accuracy "
+               f"(reported only). Chosen by out-of-fold accuracy: **{cv.get('chosen', '?')}**.", "",
+               to_markdown(table, 2), ""]
+    return md
 
 
 def _diversity_section(out, rep, names, val, test, vy, ty, manifest, best, val_acc,

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer_ensemble.ensemble import search_run
+from fer_ensemble.ensemble import cv_run, search_run
 from fer_ensemble.errors import FerEnsembleError
 from fer_ensemble.evaluation import per_class_table, to_markdown, write_report
 
@@ -149,3 +149,50 @@ def test_report_folder_is_replaced_whole_and_kept_when_a_report_fails(searched_r
     after = {p.relative_to(run): p.read_bytes() for p in (run / "report").rglob("*") if p.is_file()}
     assert after == before
     assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == []
+
+
+def test_report_shows_how_the_ensemble_was_chosen(searched_run, tmp_path):
+    """The search's leaderboard, then (after `search --cv-folds`) the out-of-fold comparison of the
+    ways of choosing, with its CSV; an unreadable or stale search_cv.json gets a note, not a crash.
+    Caches with enough validation faces per class for folds, beside the tiny run's sidecars."""
+    from ..ensemble.test_combine_search import _problem
+
+    names = ["a_vgg", "b_sep"]
+    cls = json.loads((searched_run / "a_vgg.json").read_text())["class_names"]
+    (vp, vy), (tp, ty) = _problem(2, 350, c=len(cls), seed=1), _problem(2, 300, c=len(cls), seed=2)
+    for i, n in enumerate(names):
+        side = json.loads((searched_run / f"{n}.json").read_text())
+        (tmp_path / f"{n}.json").write_text(json.dumps({**side, "data_source": "/nowhere/fer2013.csv"}))
+        np.savez(tmp_path / f"{n}.preds.npz", val_proba=vp[i], val_y=vy, test_proba=tp[i], test_y=ty,
+                 class_names=np.array(cls))
+    search_run(tmp_path, methods=("mean", "recall"))
+    text = write_report(tmp_path).path.read_text()
+    board = pd.read_csv(tmp_path / "search.csv")
+    assert "## How the ensemble was chosen" in text and "Ways of choosing" not in text
+    assert f"| {board.at[0, 'method']} | {board.at[0, 'size']} | {100 * board.at[0, 'val_accuracy']:.2f} |" in text
+    assert not (tmp_path / "report" / "tables" / "search_cv.csv").exists()
+
+    cv, _ = cv_run(tmp_path, folds=3, methods=("mean", "recall"))
+    rep = write_report(tmp_path)
+    text = rep.path.read_text()
+    assert "### Ways of choosing, out of fold (3 folds" in text and f"**{cv['chosen']}**" in text
+    table = pd.read_csv(tmp_path / "report" / "tables" / "search_cv.csv").set_index("procedure")
+    assert list(table.index) == list(cv["procedures"])
+    best = cv["procedures"]["best"]["out_of_fold_accuracy"]
+    for p, r in cv["procedures"].items():
+        assert table.at[p, "out-of-fold accuracy"] == pytest.approx(100 * r["out_of_fold_accuracy"])
+        assert table.at[p, "vs best"] == pytest.approx(100 * (r["out_of_fold_accuracy"] - best))
+        assert table.at[p, "test accuracy"] == pytest.approx(100 * r["test_accuracy"])
+        assert table.at[p, "pick"] == f"{r['method']} of {len(r['members'])}"
+        assert table.at[p, "folds"].count(" / ") == 2
+    assert (table["chosen"] == "yes").sum() == 1 and table.at[cv["chosen"], "chosen"] == "yes"
+    assert not [n for n in rep.notes if "search" in n]
+
+    (tmp_path / "search_cv.json").write_text(json.dumps({**cv, "pool": 5}))
+    rep = write_report(tmp_path)
+    assert any("compared 5 models, the run now has 2" in n for n in rep.notes), rep.notes
+    (tmp_path / "search_cv.json").write_text("{not json")
+    rep = write_report(tmp_path)
+    assert any(n.startswith(f"{tmp_path / 'search_cv.json'}: unreadable") for n in rep.notes), rep.notes
+    text = rep.path.read_text()
+    assert "Ways of choosing" not in text and "## How the ensemble was chosen" in text
