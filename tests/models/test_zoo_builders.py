@@ -350,7 +350,7 @@ _LOCAL_CONTRAST = {"preprocess": "local_contrast"}
 
 
 @pytest.mark.parametrize("name, source, view, fields", [
-    *[(f"res_{tag}_eq", f"res_{tag}_ft3", _EQUALIZED, {}) for tag in ("y24", "z24", "v24", "w24")],
+    *[(f"res_{tag}_eq", f"res_{tag}_ft3", _EQUALIZED, {}) for tag in ("y24", "z24", "v24", "w24", "t24")],
     ("res_w24_ft4", "res_w24_ft3", {}, {}), ("vgg_y32_ft4", "vgg_y32_ft3", {}, {}),
     ("vgg_y32_ft5", "vgg_y32_ft4", {}, {}), ("vgg_y32_ft6", "vgg_y32_ft5", {}, {}),
     ("vgg_y32_ft4_eq", "vgg_y32_ft4", _EQUALIZED, {}), ("res_w24_ft4_eq", "res_w24_ft4", _EQUALIZED, {}),
@@ -360,7 +360,8 @@ _LOCAL_CONTRAST = {"preprocess": "local_contrast"}
     ("res_w24_ft4_lc_cw", "res_w24_ft4_lc", {}, {"balancing": "class_weights"}),
     ("res_w24_ft4_bag", "res_w24_ft4", {}, {"bootstrap": True}),
     ("vgg_y32_ft6_bag", "vgg_y32_ft6", {}, {"bootstrap": True}),
-    ("res_w24_ft4_bag2", "res_w24_ft4", {}, {"bootstrap": True})])
+    ("res_w24_ft4_bag2", "res_w24_ft4", {}, {"bootstrap": True}),
+    ("res_t24_cw", "res_t24_ft3", {}, {"balancing": "class_weights"})])
 def test_cpu_zoo_restart_takes_its_sources_recipe(name: str, source: str, view: dict, fields: dict):
     """A restart is its source restart's spec started from that restart, with the input view added
     to its args, any other changed `fields`, and a seed no other member uses. Round 19 restarts each
@@ -370,7 +371,8 @@ def test_cpu_zoo_restart_takes_its_sources_recipe(name: str, source: str, view: 
     equalized and on locally contrast-normalized faces, and on FER+-blended targets; round 33 puts
     vgg_y32_ft6 on the local-contrast view and restarts res_w24_ft4_lc with class weights; round 34
     restarts res_w24_ft4 and vgg_y32_ft6 each on a bootstrap draw of the Training split (bagging),
-    and res_w24_ft4 once more on a second draw."""
+    and res_w24_ft4 once more on a second draw; round 37 branches the fifth seed's third restart,
+    res_t24_ft3, class-weighted and on equalized faces."""
     zoo = load_zoo("models_zoo/cpu.toml")
     spec, last = zoo.get(name), zoo.get(source)
     assert spec.init_from == source and spec.args == {**last.args, **view}
