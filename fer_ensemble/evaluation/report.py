@@ -94,7 +94,7 @@ def _build_report(run: Path, out: Path, data, gradcam, gradcam_per_class, grid_i
     val = {n: caches["val_proba"][i] for i, n in enumerate(names)}
     manifest = json.loads((run / MANIFEST).read_text()) if (run / MANIFEST).exists() else None
     if manifest:
-        ens_label = f"{ENSEMBLE} ({manifest['method']} of {len(manifest['members'])})"
+        ens_label, members_text = _ensemble_label(manifest)
         test[ENSEMBLE], val[ENSEMBLE] = manifest_proba(manifest, caches, "test"), manifest_proba(manifest, caches, "val")
     else:
         ens_label = f"{ENSEMBLE} (mean of all {len(names)}; no ensemble.json: run the search)"
@@ -105,7 +105,7 @@ def _build_report(run: Path, out: Path, data, gradcam, gradcam_per_class, grid_i
     md = [f"# Report: {run.name}", "",
           f"{len(names)} model(s); classes: {', '.join(cls)}; validation {len(vy)} images (used for every "
           f"choice), test {len(ty)} images (reported only).", "",
-          f"Ensemble: {ens_label}" + (f", members {', '.join(manifest['members'])}" if manifest else ""),
+          f"Ensemble: {ens_label}" + (f", members {members_text}" if manifest else ""),
           f"Best single model by validation accuracy: {best}.", ""]
 
     # ---- summary and per-class tables
@@ -190,6 +190,17 @@ def _build_report(run: Path, out: Path, data, gradcam, gradcam_per_class, grid_i
     write_text(rep.path, "\n".join(md))
     rep.files.append(rep.path)
     return rep
+
+
+def _ensemble_label(manifest: dict) -> tuple[str, str]:
+    """The ensemble's method and its members for the report's header. A mean with weights is
+    greedy selection's: each member's weight is how often it was picked, shown as `name ×k`."""
+    members, w = manifest["members"], manifest.get("weights")
+    if manifest["method"] == "mean" and isinstance(w, dict):
+        picks = {n: float(w[n]) for n in members}
+        label = f"{ENSEMBLE} (weighted mean of {len(members)}, {sum(picks.values()):g} picks)"
+        return label, ", ".join(n if k == 1 else f"{n} ×{k:g}" for n, k in picks.items())
+    return f"{ENSEMBLE} ({manifest['method']} of {len(members)})", ", ".join(members)
 
 
 def _selection_section(run: Path, out: Path, rep: Report, pool: int, shown: int = 10) -> list[str]:

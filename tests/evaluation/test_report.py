@@ -196,3 +196,19 @@ def test_report_shows_how_the_ensemble_was_chosen(searched_run, tmp_path):
     assert any(n.startswith(f"{tmp_path / 'search_cv.json'}: unreadable") for n in rep.notes), rep.notes
     text = rep.path.read_text()
     assert "Ways of choosing" not in text and "## How the ensemble was chosen" in text
+
+
+def test_report_header_shows_greedy_picks_of_a_weighted_mean(searched_run, tmp_path):
+    """A mean with weights (greedy selection's multiplicities) is named as such, each member with
+    its count; the summary's ensemble row is that weighted mean."""
+    run = tmp_path / "run"
+    shutil.copytree(searched_run, run, ignore=shutil.ignore_patterns("report"))
+    manifest = json.loads((run / "ensemble.json").read_text())
+    manifest.update(members=["a_vgg", "b_sep"], method="mean", weights={"a_vgg": 3.0, "b_sep": 1.0})
+    (run / "ensemble.json").write_text(json.dumps(manifest))
+    rep = write_report(run, gradcam_per_class=1)
+    assert "Ensemble: ensemble (weighted mean of 2, 4 picks), members a_vgg ×3, b_sep" in rep.path.read_text()
+    z = {n: np.load(run / f"{n}.preds.npz") for n in ("a_vgg", "b_sep")}
+    mean = (3 * z["a_vgg"]["test_proba"] + z["b_sep"]["test_proba"]) / 4
+    acc = 100 * (mean.argmax(1) == z["a_vgg"]["test_y"]).mean()
+    assert rep.summary.set_index("model").loc["ensemble", "accuracy"] == pytest.approx(acc)
