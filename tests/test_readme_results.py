@@ -16,9 +16,21 @@ RESULTS = ROOT / "results" / "fer2013-cpu"
 CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 
 
+def _tables(path: Path) -> list[list[list[str]]]:
+    """Each Markdown table of `path` (runs of consecutive `| ` lines), as rows of cells."""
+    tables, current = [], []
+    for line in path.read_text().splitlines() + [""]:
+        if line.startswith("| "):
+            current.append([c.strip() for c in line.strip().strip("|").split("|")])
+        elif current:
+            tables.append(current)
+            current = []
+    return tables
+
+
 def _rows(path: Path = ROOT / "README.md") -> list[list[str]]:
-    return [[c.strip() for c in line.strip().strip("|").split("|")]
-            for line in path.read_text().splitlines() if line.startswith("| ")]
+    """Every table row of `path`, tables one after another."""
+    return [row for table in _tables(path) for row in table]
 
 
 def _number(cell: str) -> float:
@@ -73,18 +85,6 @@ def test_searched_ensemble_and_goal_match_ensemble_json(summary):
     assert [float(c) for c in per_class[1:8]] == pytest.approx(list(summary.loc["ensemble", CLASSES]), abs=0.051)
     goal = (ROOT / "README.md").read_text().split("The goal (")[1][:400]
     assert f"**{acc:.2f}%**" in goal and f"**+{acc - best:.2f} points over**" in goal
-
-
-def _tables(path: Path) -> list[list[list[str]]]:
-    """Each Markdown table of `path` (runs of consecutive `| ` lines), as rows of cells."""
-    tables, current = [], []
-    for line in path.read_text().splitlines() + [""]:
-        if line.startswith("| "):
-            current.append([c.strip() for c in line.strip().strip("|").split("|")])
-        elif current:
-            tables.append(current)
-            current = []
-    return tables
 
 
 def test_out_of_fold_table_matches_search_cv_json():

@@ -228,16 +228,35 @@ def _same_ensemble(manifest: dict, members: list[str], pick) -> bool:
     return np.allclose(np.array([w[n] for n in members], dtype=np.float64), pick.weights)
 
 
+def procedure_table(cv: dict) -> "pandas.DataFrame":
+    """The ways of choosing an ensemble side by side, from `search --cv-folds` (search_cv.json), in %:
+    out-of-fold validation accuracy (the honest measure, and the one `--select cv` chooses by), its
+    margin over the best member chosen the same way, each fold, and the pick each way makes on the
+    whole validation split with that pick's validation (optimistic) and test (reported only) accuracy."""
+    import pandas as pd   # lazily, as in search.py: `Ensemble` users need no pandas at import
+
+    procs = cv["procedures"]
+    base = procs.get("best", {}).get("out_of_fold_accuracy")
+    rows = []
+    for name, r in procs.items():
+        oof = r["out_of_fold_accuracy"]
+        rows.append({"procedure": name, "chosen": "yes" if name == cv.get("chosen") else "",
+                     "out-of-fold accuracy": 100 * oof,
+                     "vs best": np.nan if base is None else 100 * (oof - base),
+                     "folds": " / ".join(f"{100 * a:.2f}" for a in r.get("fold_accuracy", [])),
+                     "val accuracy (whole split)": 100 * r.get("val_accuracy", np.nan),
+                     "test accuracy": 100 * r.get("test_accuracy", np.nan),
+                     "pick": f"{r.get('method', '?')} of {len(r.get('members', []))}"})
+    return pd.DataFrame(rows)
+
+
 def cv_table(cv: dict) -> str:
     """Procedures side by side: out-of-fold (honest) against whole-split (optimistic) validation."""
-    procs = cv["procedures"]
-    best = procs.get("best", {}).get("out_of_fold_accuracy")
     lines = [f"{cv['folds']}-fold out-of-fold validation accuracy (seed {cv['seed']}); test shown, never used:",
              f"{'procedure':<10} {'out-of-fold':>11} {'vs best':>8} {'val (fit)':>9} {'test':>7}  pick"]
-    for p, r in procs.items():
-        gain = "" if best is None else f"{100 * (r['out_of_fold_accuracy'] - best):+8.2f}"
-        pick = f"{r.get('method', '')} of {len(r.get('members', []))}"
-        val, test = (100 * r.get(k, float("nan")) for k in ("val_accuracy", "test_accuracy"))
-        lines.append(f"{p:<10} {100 * r['out_of_fold_accuracy']:10.2f}% {gain:>8} {val:8.2f}% {test:6.2f}%  {pick}")
+    for r in procedure_table(cv).to_dict("records"):
+        gain = "" if np.isnan(r["vs best"]) else f"{r['vs best']:+8.2f}"
+        lines.append(f"{r['procedure']:<10} {r['out-of-fold accuracy']:10.2f}% {gain:>8} "
+                     f"{r['val accuracy (whole split)']:8.2f}% {r['test accuracy']:6.2f}%  {r['pick']}")
     lines.append(f"chosen by out-of-fold accuracy: {cv['chosen']}")
     return "\n".join(lines)

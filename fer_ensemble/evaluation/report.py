@@ -19,12 +19,10 @@ import pandas as pd
 
 from .._io import atomic_dir, write_text
 from ..data import FerData, load_data, oversample
-from ..ensemble import MANIFEST, load_caches, manifest_proba
-from ..ensemble.run_search import CV_FILE
+from ..ensemble import CV_FILE, MANIFEST, load_caches, manifest_proba, procedure_table
 from ..errors import FerEnsembleError
 from . import plots
-from .tables import (comparison_table, disagreement_matrix, pair_table, per_class_table, procedure_table,
-                     to_markdown)
+from .tables import comparison_table, disagreement_matrix, pair_table, per_class_table, to_markdown
 
 ENSEMBLE = "ensemble"
 

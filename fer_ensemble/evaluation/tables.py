@@ -83,22 +83,3 @@ def pair_table(named_proba: dict[str, np.ndarray], y: np.ndarray) -> pd.DataFram
                          "gain": pair - 100 * max(float(right[i].mean()), float(right[j].mean()))})
     return pd.DataFrame(rows, columns=["model a", "model b", "disagreement", "both wrong", "pair accuracy", "gain"])
 
-
-def procedure_table(cv: dict) -> pd.DataFrame:
-    """The ways of choosing an ensemble side by side, from `search --cv-folds` (search_cv.json), in %:
-    out-of-fold validation accuracy (the honest measure, and the one `--select cv` chooses by), its
-    margin over the best member chosen the same way, each fold, and the pick each way makes on the
-    whole validation split with that pick's validation (optimistic) and test (reported only) accuracy."""
-    procs = cv["procedures"]
-    base = procs.get("best", {}).get("out_of_fold_accuracy")
-    rows = []
-    for name, r in procs.items():
-        oof = r["out_of_fold_accuracy"]
-        rows.append({"procedure": name, "chosen": "yes" if name == cv.get("chosen") else "",
-                     "out-of-fold accuracy": 100 * oof,
-                     "vs best": np.nan if base is None else 100 * (oof - base),
-                     "folds": " / ".join(f"{100 * a:.2f}" for a in r.get("fold_accuracy", [])),
-                     "val accuracy (whole split)": 100 * r.get("val_accuracy", np.nan),
-                     "test accuracy": 100 * r.get("test_accuracy", np.nan),
-                     "pick": f"{r.get('method', '?')} of {len(r.get('members', []))}"})
-    return pd.DataFrame(rows)
