@@ -13,9 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer_ensemble.ensemble import cv_run, search_run
+from fer_ensemble.ensemble import cv_run, load_caches, search_run
+from fer_ensemble.ensemble.cv import stored_weights
 from fer_ensemble.errors import FerEnsembleError
 from fer_ensemble.evaluation import per_class_table, to_markdown, write_report
+from fer_ensemble.evaluation.report import _ensemble_label
 
 ROOT = Path(__file__).resolve().parents[2]
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -196,6 +198,40 @@ def test_report_shows_how_the_ensemble_was_chosen(searched_run, tmp_path):
     assert any(n.startswith(f"{tmp_path / 'search_cv.json'}: unreadable") for n in rep.notes), rep.notes
     text = rep.path.read_text()
     assert "Ways of choosing" not in text and "## How the ensemble was chosen" in text
+
+
+@pytest.mark.parametrize("method", ["accuracy", "recall"])
+@pytest.mark.parametrize("counts, shown", [((3, 1), "a_vgg ×3, b_sep"), ((1, 1), None)])
+def test_report_header_shows_greedy_picks_of_an_accuracy_or_recall_weighted_mean(searched_run, method, counts,
+                                                                                  shown):
+    """Greedy selection stores counts × each member's validation weights (cv.stored_weights); the
+    header divides them back out. Weights that are the members' own (no repeats) name the method."""
+    caches = load_caches(searched_run)
+    idx = [caches["names"].index(n) for n in ("a_vgg", "b_sep")]
+    w = stored_weights(method, caches["val_proba"][idx], caches["val_y"], np.array(counts))
+    manifest = {"members": ["a_vgg", "b_sep"], "method": method,
+                "weights": {"a_vgg": w[0].tolist(), "b_sep": w[1].tolist()}}
+    label, members = _ensemble_label(manifest, caches)
+    if shown:
+        assert (label, members) == (f"ensemble ({method}-weighted mean of 2, 4 picks)", shown)
+    else:
+        assert (label, members) == (f"ensemble ({method} of 2)", "a_vgg, b_sep")
+    manifest["weights"]["a_vgg"] = (1.5 * w[0]).tolist()   # not a whole multiple: no counts are made up
+    assert _ensemble_label(manifest, caches) == (f"ensemble ({method} of 2)", "a_vgg, b_sep")
+
+
+def test_report_header_of_an_accuracy_weighted_greedy_pick(searched_run, tmp_path):
+    """End to end: the report of a run whose ensemble.json is greedy's accuracy-weighted pick."""
+    run = tmp_path / "run"
+    shutil.copytree(searched_run, run, ignore=shutil.ignore_patterns("report"))
+    caches = load_caches(run)
+    idx = [caches["names"].index(n) for n in ("a_vgg", "b_sep")]
+    w = stored_weights("accuracy", caches["val_proba"][idx], caches["val_y"], np.array([1, 2]))
+    manifest = json.loads((run / "ensemble.json").read_text())
+    manifest.update(members=["a_vgg", "b_sep"], method="accuracy", weights={"a_vgg": w[0], "b_sep": w[1]})
+    (run / "ensemble.json").write_text(json.dumps(manifest))
+    text = write_report(run, gradcam_per_class=1).path.read_text()
+    assert "Ensemble: ensemble (accuracy-weighted mean of 2, 3 picks), members a_vgg, b_sep ×2" in text
 
 
 def test_report_header_shows_greedy_picks_of_a_weighted_mean(searched_run, tmp_path):
