@@ -314,10 +314,10 @@ def _assert_chain_repeats(zoo, chain: list[str], twins: list[str], view: dict | 
 
 
 @pytest.mark.parametrize("tag, view", [("z24", {}), ("v24", {}), ("e24", {"preprocess": "equalize"}), ("w24", {}),
-                                       ("t24", {})])
+                                       ("t24", {}), ("s24", {})])
 def test_cpu_zoo_resnet_reseeds_differ_from_the_first_chain_only_in_their_seeds(tag: str, view: dict):
-    """Rounds 16-18's res_z24, res_v24 and res_e24 chains, rounds 23-25's res_w24 chain and round
-    36's res_t24 chain repeat res_y24's, phase by phase, with fresh seeds; round 18's also sees histogram-equalized faces, and
+    """Rounds 16-18's res_z24, res_v24 and res_e24 chains, rounds 23-25's res_w24 chain and rounds
+    36's res_t24 and 41's res_s24 chains repeat res_y24's, phase by phase, with fresh seeds; round 18's also sees histogram-equalized faces, and
     every restart inherits that view."""
     zoo = load_zoo("models_zoo/cpu.toml")
     twins = ["res_y24", "res_y24_ft", "res_y24_ft2", "res_y24_ft3"]
