@@ -28,6 +28,7 @@ class Pick:
     method: str
     members: list[int]
     weights: np.ndarray | None = None    # multiplicities folded in (greedy selection repeats members)
+    counts: list[int] | None = None      # greedy selection: how often each member was picked
     stacking: dict | None = None
     fit_accuracy: float = float("nan")   # on the samples it was chosen on (optimistic)
 
@@ -65,18 +66,22 @@ def stored_weights(method: str, proba: np.ndarray, y: np.ndarray, counts: np.nda
                      "(use mean, accuracy or recall, or raise --exhaustive-limit)")
 
 
-def row_weights(row: dict, proba: np.ndarray, y: np.ndarray):
-    """Stored weights of a search table row's ensemble, from its members' validation `proba`;
-    a greedy row's "multiplicity" says how often each member was picked."""
+def row_counts(row: dict) -> list[int] | None:
+    """How often a greedy search table row picked each member ("multiplicity"); None for other rows."""
     counts = row.get("multiplicity")
-    counts = np.array([int(c) for c in counts.split("+")]) if isinstance(counts, str) else None
-    return stored_weights(row["method"], proba, y, counts)
+    return [int(c) for c in counts.split("+")] if isinstance(counts, str) else None
+
+
+def row_weights(row: dict, proba: np.ndarray, y: np.ndarray):
+    """Stored weights of a search table row's ensemble, from its members' validation `proba`."""
+    counts = row_counts(row)
+    return stored_weights(row["method"], proba, y, None if counts is None else np.array(counts))
 
 
 def pick_from_row(procedure: str, row: dict, names: list[str], val_proba: np.ndarray, val_y: np.ndarray) -> Pick:
     """The pick a searched (non-stacking) table row describes, as indices into the pool `names`."""
     members = [names.index(n) for n in row["members"].split("+")]
-    pick = Pick(procedure, row["method"], members, row_weights(row, val_proba[members], val_y))
+    pick = Pick(procedure, row["method"], members, row_weights(row, val_proba[members], val_y), row_counts(row))
     pick.fit_accuracy = float((pick.proba(val_proba).argmax(1) == val_y).mean())
     return pick
 

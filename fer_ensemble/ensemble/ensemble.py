@@ -18,6 +18,7 @@ from ..models import preprocess as _preprocess  # noqa: F401  (its layers must b
 from .._io import write_json
 from ..errors import EnsembleError
 from .combine import METHODS, Stacker, combine, fit_weights
+from .manifest import manifest_weights
 from .views import check_mode, predict_views, tta_views
 
 MANIFEST = "ensemble.json"
@@ -145,8 +146,7 @@ class Ensemble:
                 raise EnsembleError(f"{directory}: no models found (expected NAME.h5 or NAME.keras with NAME.json)")
         members = [load_member(directory, n, sidecars[n]) for n in names]
         if manifest is not None and method in (None, manifest.get("method")):
-            w = manifest.get("weights")
-            weights = None if w is None else np.array([w[n] for n in names], dtype=np.float64)
+            weights = manifest_weights(manifest, manifest_path)
             return cls(members, manifest["method"], weights, manifest.get("class_names"),
                        manifest.get("stacking"), manifest)
         return cls(members, method or "mean")

@@ -11,8 +11,10 @@ import numpy as np
 from .._io import atomic_path, write_json
 from ..errors import EnsembleError
 from .combine import Stacker, combine, fit_weights, member_accuracy
-from .cv import PROCEDURES, choose_procedure, cross_validate, fit_procedure, pick_from_row, row_weights, top_indices
+from .cv import (PROCEDURES, choose_procedure, cross_validate, fit_procedure, pick_from_row, row_counts, row_weights,
+                 top_indices)
 from .ensemble import MANIFEST, write_manifest
+from .manifest import manifest_weights, picks_record
 from .search import SearchResult, search_subsets
 
 
@@ -101,7 +103,8 @@ def search_run(run_dir: str | os.PathLike, methods=("mean", "accuracy", "recall"
     write_manifest(run_dir, members, win["method"], cls, weights, stacking=st, extra={
         "val_accuracy": win["val_accuracy"], "test_accuracy": win["test_accuracy"], "search": result.search,
         "evaluated": result.evaluated, "min_size": min_size, "max_size": max_size or len(names),
-        "candidates": len(names), "pool": pool})
+        "candidates": len(names), "pool": pool,
+        **picks_record(members, row_counts(win))})
     text = leaderboard(result, c)
     if len(names) < pool:
         text = f"candidates: the {len(names)} of {pool} members with the best validation accuracy\n" + text
@@ -144,17 +147,22 @@ def leaderboard(result: SearchResult, caches: dict, top: int = 10) -> str:
     return "\n".join(lines)
 
 
-def manifest_proba(manifest: dict, caches: dict, split: str = "test") -> np.ndarray:
-    """The ensemble.json winner's probabilities on a cached split, from the caches alone."""
+def manifest_proba(manifest: dict, caches: dict, split: str = "test",
+                   where: str | os.PathLike = MANIFEST) -> np.ndarray:
+    """The ensemble.json winner's probabilities on a cached split, from the caches alone;
+    `where` names the file in errors."""
     names = caches["names"]
     missing = [n for n in manifest["members"] if n not in names]
     if missing:
-        raise EnsembleError(f"ensemble.json names members without a prediction cache: {', '.join(missing)}")
+        raise EnsembleError(f"{where} names members without a prediction cache: {', '.join(missing)}")
     proba = caches[f"{split}_proba"][[names.index(n) for n in manifest["members"]]]
     if manifest["method"] == "stacking":
         return Stacker.from_params(manifest["stacking"]).predict_proba(proba)
-    w = manifest.get("weights")
-    weights = None if w is None else np.array([w[n] for n in manifest["members"]], dtype=np.float64)
+    weights = manifest_weights(manifest, where)
+    if weights is None and manifest["method"] in ("accuracy", "recall"):
+        raise EnsembleError(f"{where}: method {manifest['method']!r} needs 'weights'")
+    if weights is not None and manifest["method"] == "recall" and weights.shape[1] != proba.shape[2]:
+        raise EnsembleError(f"{where}: recall weights have {weights.shape[1]} classes, the caches {proba.shape[2]}")
     return combine(proba, manifest["method"], weights)
 
 
@@ -202,7 +210,8 @@ def cv_run(run_dir: str | os.PathLike, folds: int = 5, seed: int = 0, select: bo
         pick = full[chosen]
         members = [names[i] for i in pick.members]
         record = {"procedure": chosen, "selected_by": f"{folds}-fold out-of-fold accuracy ({CV_FILE})",
-                  "out_of_fold_accuracy": cv["procedures"][chosen]["out_of_fold_accuracy"]}
+                  "out_of_fold_accuracy": cv["procedures"][chosen]["out_of_fold_accuracy"],
+                  **picks_record(members, pick.counts)}
         previous = run_dir / MANIFEST
         try:
             old = json.loads(previous.read_text()) if previous.exists() else {}

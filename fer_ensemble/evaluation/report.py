@@ -19,8 +19,9 @@ import pandas as pd
 
 from .._io import atomic_dir, write_text
 from ..data import FerData, load_data, oversample
-from ..ensemble import CV_FILE, MANIFEST, fit_weights, load_caches, manifest_proba, procedure_table
-from ..errors import FerEnsembleError
+from ..ensemble import CV_FILE, MANIFEST, load_caches, manifest_proba, procedure_table
+from ..ensemble.manifest import manifest_picks
+from ..errors import EnsembleError, FerEnsembleError
 from . import plots
 from .tables import comparison_table, disagreement_matrix, pair_table, per_class_table, to_markdown
 
@@ -90,10 +91,11 @@ def _build_report(run: Path, out: Path, data, gradcam, gradcam_per_class, grid_i
     ty, vy = caches["test_y"], caches["val_y"]
     test = {n: caches["test_proba"][i] for i, n in enumerate(names)}
     val = {n: caches["val_proba"][i] for i, n in enumerate(names)}
-    manifest = json.loads((run / MANIFEST).read_text()) if (run / MANIFEST).exists() else None
+    manifest = _read_manifest(run / MANIFEST) if (run / MANIFEST).exists() else None
     if manifest:
-        test[ENSEMBLE], val[ENSEMBLE] = manifest_proba(manifest, caches, "test"), manifest_proba(manifest, caches, "val")
-        ens_label, members_text = _ensemble_label(manifest, caches)   # after: missing members get a clear error
+        where = run / MANIFEST
+        test[ENSEMBLE], val[ENSEMBLE] = (manifest_proba(manifest, caches, s, where) for s in ("test", "val"))
+        ens_label, members_text = _ensemble_label(manifest, where)   # after: missing members get a clear error
     else:
         ens_label = f"{ENSEMBLE} (mean of all {len(names)}; no ensemble.json: run the search)"
         test[ENSEMBLE] = caches["test_proba"].mean(axis=0)
@@ -190,42 +192,28 @@ def _build_report(run: Path, out: Path, data, gradcam, gradcam_per_class, grid_i
     return rep
 
 
-def _ensemble_label(manifest: dict, caches: dict) -> tuple[str, str]:
+def _read_manifest(path: Path) -> dict:
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise EnsembleError(f"{path}: cannot read JSON ({e})") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("members"), list) or "method" not in manifest:
+        raise EnsembleError(f"{path}: expected an object with 'members' (a list) and 'method'")
+    return manifest
+
+
+def _ensemble_label(manifest: dict, where: Path) -> tuple[str, str]:
     """The ensemble's method and its members for the report's header. Greedy selection's pick is
-    shown with how often it picked each member (`name ×k`): for a mean, the stored weights are those
-    counts; for an accuracy- or recall-weighted mean they are counts × each member's validation
-    weight, so the counts come back by dividing by it."""
+    shown with how often it picked each member (`name ×k`), from ensemble.json's "picks"."""
     members, method = manifest["members"], manifest["method"]
-    picks = _greedy_picks(manifest, caches)
+    picks = manifest_picks(manifest, where)
+    kind = "weighted mean" if method == "mean" else f"{method}-weighted mean"
     if picks is not None and (method == "mean" or any(k != 1 for k in picks.values())):
-        kind = "weighted mean" if method == "mean" else f"{method}-weighted mean"
-        label = f"{ENSEMBLE} ({kind} of {len(members)}, {sum(picks.values()):g} picks)"
-        return label, ", ".join(n if k == 1 else f"{n} ×{k:g}" for n, k in picks.items())
+        label = f"{ENSEMBLE} ({kind} of {len(members)}, {sum(picks.values())} picks)"
+        return label, ", ".join(n if k == 1 else f"{n} ×{k}" for n, k in picks.items())
+    if method == "mean" and manifest.get("weights") is not None:   # counts not recorded (an older file)
+        return f"{ENSEMBLE} ({kind} of {len(members)})", ", ".join(members)
     return f"{ENSEMBLE} ({method} of {len(members)})", ", ".join(members)
-
-
-def _greedy_picks(manifest: dict, caches: dict) -> dict[str, float] | None:
-    """How often greedy selection picked each member, from the stored weights; None when the
-    weights are not whole multiples of the members' own (not a greedy pick)."""
-    members, method, w = manifest["members"], manifest["method"], manifest.get("weights")
-    if not isinstance(w, dict) or method not in ("mean", "accuracy", "recall"):
-        return None
-    if method == "mean":
-        return {n: float(w[n]) for n in members}
-    idx = [caches["names"].index(n) for n in members]
-    base = fit_weights(method, caches["val_proba"][idx], caches["val_y"])
-    stored = np.array([w[n] for n in members], dtype=np.float64).reshape(base.shape)
-    with np.errstate(divide="ignore", invalid="ignore"):   # a class no member recalls has weight 0 both ways
-        ratio = np.where(base > 0, stored / base, np.nan)
-    per_member = ratio.reshape(len(members), -1)   # recall: a row of classes per member
-    known = ~np.isnan(per_member)
-    if not known.any(axis=1).all():
-        return None
-    whole = np.round(np.nanmean(per_member, axis=1))
-    if np.any(whole < 1) or not np.allclose(per_member[known], np.broadcast_to(whole[:, None], known.shape)[known],
-                                            rtol=1e-6, atol=1e-6):
-        return None
-    return {n: float(k) for n, k in zip(members, whole)}
 
 
 def _selection_section(run: Path, out: Path, rep: Report, pool: int, shown: int = 10) -> list[str]:

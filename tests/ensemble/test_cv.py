@@ -125,8 +125,26 @@ def test_greedy_pick_keeps_its_multiplicities_in_ensemble_json(tmp_path):
         counts = [int(c) for c in result.winner["multiplicity"].split("+")]
         assert max(counts) > 1, method                       # the problem makes greedy repeat
         manifest = json.loads((tmp_path / "ensemble.json").read_text())
+        assert manifest["picks"] == dict(zip(result.winner["members"].split("+"), counts)), method
         acc = (manifest_proba(manifest, caches).argmax(1) == ty).mean()
         assert acc == pytest.approx(result.winner["test_accuracy"]), method
         # the leaderboard's per-class row scores the same ensemble (it too dropped the repeats)
         row = next(line for line in text.splitlines() if line.startswith(f"ens_{method}{len(counts)} "))
         assert float(row.split()[-1]) == pytest.approx(100 * acc, abs=0.005), method
+
+
+def test_cv_selected_greedy_pick_records_its_counts(tmp_path):
+    """--select cv writes the chosen procedure's pick; a greedy one says how often it picked each
+    member ("picks"), which the report's header shows; other picks carry no counts."""
+    vp, vy = _problem(8, 600, seed=2)
+    tp, ty = _problem(8, 600, seed=3)
+    names = [f"m{i}" for i in range(8)]
+    _write_caches(tmp_path, vp, vy, tp, ty, names)
+    cv, _ = cv_run(tmp_path, folds=3, select=True, procedures=("greedy",), methods=("accuracy",))
+    manifest = json.loads((tmp_path / "ensemble.json").read_text())
+    assert manifest["procedure"] == "greedy" and max(manifest["picks"].values()) > 1
+    assert list(manifest["picks"]) == manifest["members"]
+    pick = fit_procedure("greedy", names, vp, vy, methods=("accuracy",))
+    assert manifest["picks"] == {names[i]: k for i, k in zip(pick.members, pick.counts)}
+    cv_run(tmp_path, folds=3, select=True, procedures=("all",))
+    assert "picks" not in json.loads((tmp_path / "ensemble.json").read_text())

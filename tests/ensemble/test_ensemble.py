@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -114,6 +115,11 @@ def test_bad_directories(tmp_path, run_copy):
         Ensemble.load(run_copy)
     (run_copy / "ensemble.json").write_text(json.dumps({"members": ["../x"], "method": "mean"}))
     with pytest.raises(EnsembleError, match="outside the directory"):
+        Ensemble.load(run_copy)
+    # weights of the wrong shape for the method: the file is named before anything is combined
+    (run_copy / "ensemble.json").write_text(json.dumps({"members": ["a_vgg", "b_sep"], "method": "recall",
+                                                        "weights": {"a_vgg": 0.7, "b_sep": 0.6}}))
+    with pytest.raises(EnsembleError, match=re.escape(f"{run_copy / 'ensemble.json'}: weight of member 'a_vgg'")):
         Ensemble.load(run_copy)
     (run_copy / "ensemble.json").unlink()
     (run_copy / "b_sep.h5").write_bytes(b"not an hdf5 file")

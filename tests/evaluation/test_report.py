@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 
 from fer_ensemble.ensemble import cv_run, load_caches, search_run
-from fer_ensemble.ensemble.cv import stored_weights
 from fer_ensemble.errors import FerEnsembleError
 from fer_ensemble.evaluation import per_class_table, to_markdown, write_report
 from fer_ensemble.evaluation.report import _ensemble_label
@@ -200,38 +199,65 @@ def test_report_shows_how_the_ensemble_was_chosen(searched_run, tmp_path):
     assert "Ways of choosing" not in text and "## How the ensemble was chosen" in text
 
 
+@pytest.mark.parametrize("method, counts, shown, label", [
+    ("accuracy", {"a_vgg": 3, "b_sep": 1}, "a_vgg ×3, b_sep", "accuracy-weighted mean of 2, 4 picks"),
+    ("recall", {"a_vgg": 1, "b_sep": 2}, "a_vgg, b_sep ×2", "recall-weighted mean of 2, 3 picks"),
+    ("recall", {"a_vgg": 1, "b_sep": 1}, "a_vgg, b_sep", "recall of 2"),     # no repeats: the method's name
+    ("accuracy", None, "a_vgg, b_sep", "accuracy of 2"),                      # a file without "picks"
+    ("mean", None, "a_vgg, b_sep", "weighted mean of 2")])                    # weights, counts not recorded
+def test_report_header_reads_greedy_picks_from_ensemble_json(method, counts, shown, label):
+    """The header names each member with how often greedy selection picked it, as the search
+    recorded it ("picks"); nothing is made up for a file that does not say."""
+    w = [2.0, 1.0] if method != "recall" else [[0.5] * 7, [0.25] * 7]
+    manifest = {"members": ["a_vgg", "b_sep"], "method": method, "weights": dict(zip(["a_vgg", "b_sep"], w)),
+                **({"picks": counts} if counts else {})}
+    assert _ensemble_label(manifest, Path("run/ensemble.json")) == (f"ensemble ({label})", shown)
+
+
+@pytest.mark.parametrize("picks", [{"a_vgg": 0, "b_sep": 1}, {"a_vgg": 1.5, "b_sep": 1}, {"a_vgg": 1}, [1, 2]])
+def test_report_header_rejects_malformed_picks_naming_the_file(picks):
+    manifest = {"members": ["a_vgg", "b_sep"], "method": "mean", "weights": None, "picks": picks}
+    with pytest.raises(FerEnsembleError, match=r"run/ensemble.json: 'picks' must map each member"):
+        _ensemble_label(manifest, Path("run/ensemble.json"))
+
+
 @pytest.mark.parametrize("method", ["accuracy", "recall"])
-@pytest.mark.parametrize("counts, shown", [((3, 1), "a_vgg ×3, b_sep"), ((1, 1), None)])
-def test_report_header_shows_greedy_picks_of_an_accuracy_or_recall_weighted_mean(searched_run, method, counts,
-                                                                                  shown):
-    """Greedy selection stores counts × each member's validation weights (cv.stored_weights); the
-    header divides them back out. Weights that are the members' own (no repeats) name the method."""
-    caches = load_caches(searched_run)
-    idx = [caches["names"].index(n) for n in ("a_vgg", "b_sep")]
-    w = stored_weights(method, caches["val_proba"][idx], caches["val_y"], np.array(counts))
-    manifest = {"members": ["a_vgg", "b_sep"], "method": method,
-                "weights": {"a_vgg": w[0].tolist(), "b_sep": w[1].tolist()}}
-    label, members = _ensemble_label(manifest, caches)
-    if shown:
-        assert (label, members) == (f"ensemble ({method}-weighted mean of 2, 4 picks)", shown)
-    else:
-        assert (label, members) == (f"ensemble ({method} of 2)", "a_vgg, b_sep")
-    manifest["weights"]["a_vgg"] = (1.5 * w[0]).tolist()   # not a whole multiple: no counts are made up
-    assert _ensemble_label(manifest, caches) == (f"ensemble ({method} of 2)", "a_vgg, b_sep")
-
-
-def test_report_header_of_an_accuracy_weighted_greedy_pick(searched_run, tmp_path):
-    """End to end: the report of a run whose ensemble.json is greedy's accuracy-weighted pick."""
+def test_report_header_of_a_searched_greedy_pick(searched_run, tmp_path, method):
+    """End to end: the search's greedy pick records its counts in ensemble.json; the report's
+    header shows them, and its ensemble row scores that pick."""
     run = tmp_path / "run"
     shutil.copytree(searched_run, run, ignore=shutil.ignore_patterns("report"))
-    caches = load_caches(run)
-    idx = [caches["names"].index(n) for n in ("a_vgg", "b_sep")]
-    w = stored_weights("accuracy", caches["val_proba"][idx], caches["val_y"], np.array([1, 2]))
+    result, _ = search_run(run, methods=(method,), exhaustive_limit=0)
     manifest = json.loads((run / "ensemble.json").read_text())
-    manifest.update(members=["a_vgg", "b_sep"], method="accuracy", weights={"a_vgg": w[0], "b_sep": w[1]})
+    counts = dict(zip(result.winner["members"].split("+"), map(int, result.winner["multiplicity"].split("+"))))
+    assert manifest["picks"] == counts
+    rep = write_report(run, gradcam_per_class=1)
+    shown = ", ".join(n if k == 1 else f"{n} ×{k}" for n, k in counts.items())
+    kind = (f"{method}-weighted mean of {len(counts)}, {sum(counts.values())} picks"
+            if max(counts.values()) > 1 else f"{method} of {len(counts)}")
+    assert f"Ensemble: ensemble ({kind}), members {shown}" in rep.path.read_text()
+    acc = rep.summary.set_index("model").loc["ensemble", "accuracy"]
+    assert acc == pytest.approx(100 * result.winner["test_accuracy"])
+
+
+@pytest.mark.parametrize("method, weights, expect", [
+    ("accuracy", {"a_vgg": [0.5] * 7, "b_sep": [0.5] * 7}, "weight of member 'a_vgg' for method 'accuracy' must be one number"),
+    ("recall", {"a_vgg": 0.5, "b_sep": 0.5}, "weight of member 'a_vgg' for method 'recall' must be a list of 7"),
+    ("recall", {"a_vgg": [0.5] * 6, "b_sep": [0.5] * 6}, "must be a list of 7 numbers"),
+    ("mean", {"a_vgg": 1.0}, "'weights' must map every member to its weight; missing b_sep"),
+    ("mean", {"a_vgg": -1.0, "b_sep": 1.0}, "finite and >= 0"),
+    ("accuracy", None, "method 'accuracy' needs 'weights'")])
+def test_report_names_ensemble_json_when_its_weights_are_malformed(searched_run, tmp_path, method, weights, expect):
+    """A hand-edited ensemble.json whose weights do not fit its method once failed inside numpy."""
+    run = tmp_path / "run"
+    shutil.copytree(searched_run, run, ignore=shutil.ignore_patterns("report"))
+    manifest = json.loads((run / "ensemble.json").read_text())
+    manifest.update(members=["a_vgg", "b_sep"], method=method, weights=weights)
+    manifest.pop("picks", None)
     (run / "ensemble.json").write_text(json.dumps(manifest))
-    text = write_report(run, gradcam_per_class=1).path.read_text()
-    assert "Ensemble: ensemble (accuracy-weighted mean of 2, 3 picks), members a_vgg, b_sep ×2" in text
+    with pytest.raises(FerEnsembleError, match=re.escape(f"{run / 'ensemble.json'}: ") + ".*" + re.escape(expect)):
+        write_report(run, gradcam_per_class=1)
+    assert not (run / "report").exists()   # nothing half-written
 
 
 def test_report_header_shows_greedy_picks_of_a_weighted_mean(searched_run, tmp_path):
@@ -240,7 +266,8 @@ def test_report_header_shows_greedy_picks_of_a_weighted_mean(searched_run, tmp_p
     run = tmp_path / "run"
     shutil.copytree(searched_run, run, ignore=shutil.ignore_patterns("report"))
     manifest = json.loads((run / "ensemble.json").read_text())
-    manifest.update(members=["a_vgg", "b_sep"], method="mean", weights={"a_vgg": 3.0, "b_sep": 1.0})
+    manifest.update(members=["a_vgg", "b_sep"], method="mean", weights={"a_vgg": 3.0, "b_sep": 1.0},
+                    picks={"a_vgg": 3, "b_sep": 1})
     (run / "ensemble.json").write_text(json.dumps(manifest))
     rep = write_report(run, gradcam_per_class=1)
     assert "Ensemble: ensemble (weighted mean of 2, 4 picks), members a_vgg ×3, b_sep" in rep.path.read_text()
