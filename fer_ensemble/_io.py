@@ -78,6 +78,14 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
+def read_json(path: str | os.PathLike, error: type[Exception]) -> Any:
+    """Parse a JSON file; an unreadable file or bad syntax raises `error` naming the file."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise error(f"{path}: cannot read JSON ({e})") from None
+
+
 def read_toml(path: str | os.PathLike, what: str, error: type[Exception]) -> dict:
     """Parse a TOML file; a missing file or bad syntax raises `error` naming the file."""
     import sys

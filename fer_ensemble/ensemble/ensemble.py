@@ -6,7 +6,6 @@ only its members are loaded, with its method and weights.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,10 +14,10 @@ import numpy as np
 
 from .. import _tf  # noqa: F401
 from ..models import preprocess as _preprocess  # noqa: F401  (its layers must be registered to load)
-from .._io import write_json
+from .._io import read_json, write_json
 from ..errors import EnsembleError
 from .combine import METHODS, Stacker, combine, fit_weights
-from .manifest import manifest_weights
+from .manifest import manifest_weights, read_manifest
 from .views import check_mode, predict_views, tta_views
 
 MANIFEST = "ensemble.json"
@@ -59,19 +58,12 @@ class Member:
         return batch * self.scaling["scale"] + self.scaling["offset"]
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise EnsembleError(f"{path}: cannot read JSON ({e})") from None
-
-
 def _sidecars(directory: Path) -> dict[str, dict]:
     out = {}
     for p in sorted(directory.glob("*.json")):
         if p.name == MANIFEST or p.name.startswith("."):
             continue
-        d = _read_json(p)
+        d = read_json(p, EnsembleError)
         if "class_names" in d and ("model_file" in d or any((directory / f"{p.stem}{s}").exists() for s in MODEL_SUFFIXES)):
             out[p.stem] = d
     return out
@@ -129,11 +121,9 @@ class Ensemble:
             raise EnsembleError(f"{directory}: not a directory")
         sidecars = _sidecars(directory)
         manifest_path = directory / MANIFEST
-        manifest = _read_json(manifest_path) if manifest_path.exists() else None
+        manifest = read_manifest(manifest_path) if manifest_path.exists() else None
         if manifest is not None:
-            names = manifest.get("members")
-            if not isinstance(names, list) or not names:
-                raise EnsembleError(f"{manifest_path}: 'members' must be a non-empty list")
+            names = manifest["members"]
             for n in names:
                 if not isinstance(n, str) or "/" in n or "\\" in n or n.startswith(".."):
                     raise EnsembleError(f"{manifest_path}: member {n!r} is a path outside the directory")

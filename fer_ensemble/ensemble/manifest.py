@@ -10,9 +10,20 @@ import os
 
 import numpy as np
 
+from .._io import read_json
 from ..errors import EnsembleError
 
 PER_MEMBER = ("mean", "accuracy")   # one weight per member; recall has one per member and class
+
+
+def read_manifest(path: str | os.PathLike) -> dict:
+    """ensemble.json as a dict with a non-empty 'members' list and a 'method'; else an error naming it."""
+    manifest = read_json(path, EnsembleError)
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("members"), list) or not manifest["members"]:
+        raise EnsembleError(f"{path}: 'members' must be a non-empty list")
+    if "method" not in manifest:
+        raise EnsembleError(f"{path}: 'method' is missing")
+    return manifest
 
 
 def manifest_weights(manifest: dict, where: str | os.PathLike = "ensemble.json") -> np.ndarray | None:
@@ -21,8 +32,8 @@ def manifest_weights(manifest: dict, where: str | os.PathLike = "ensemble.json")
     w, method, members = manifest.get("weights"), manifest.get("method"), manifest.get("members", [])
     if w is None or method not in (*PER_MEMBER, "recall"):
         return None
-    if not isinstance(w, dict) or any(n not in w for n in members):
-        missing = [n for n in members if not isinstance(w, dict) or n not in w]
+    missing = [n for n in members if not isinstance(w, dict) or n not in w]
+    if missing:
         raise EnsembleError(f"{where}: 'weights' must map every member to its weight; missing {', '.join(missing)}")
     n_classes = len(manifest.get("class_names") or []) or None
     rows = []

@@ -20,8 +20,8 @@ import pandas as pd
 from .._io import atomic_dir, write_text
 from ..data import FerData, load_data, oversample
 from ..ensemble import CV_FILE, MANIFEST, load_caches, manifest_proba, procedure_table
-from ..ensemble.manifest import manifest_picks
-from ..errors import EnsembleError, FerEnsembleError
+from ..ensemble.manifest import manifest_picks, read_manifest
+from ..errors import FerEnsembleError
 from . import plots
 from .tables import comparison_table, disagreement_matrix, pair_table, per_class_table, to_markdown
 
@@ -91,9 +91,9 @@ def _build_report(run: Path, out: Path, data, gradcam, gradcam_per_class, grid_i
     ty, vy = caches["test_y"], caches["val_y"]
     test = {n: caches["test_proba"][i] for i, n in enumerate(names)}
     val = {n: caches["val_proba"][i] for i, n in enumerate(names)}
-    manifest = _read_manifest(run / MANIFEST) if (run / MANIFEST).exists() else None
+    where = run / MANIFEST
+    manifest = read_manifest(where) if where.exists() else None
     if manifest:
-        where = run / MANIFEST
         test[ENSEMBLE], val[ENSEMBLE] = (manifest_proba(manifest, caches, s, where) for s in ("test", "val"))
         ens_label, members_text = _ensemble_label(manifest, where)   # after: missing members get a clear error
     else:
@@ -190,16 +190,6 @@ def _build_report(run: Path, out: Path, data, gradcam, gradcam_per_class, grid_i
     write_text(rep.path, "\n".join(md))
     rep.files.append(rep.path)
     return rep
-
-
-def _read_manifest(path: Path) -> dict:
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise EnsembleError(f"{path}: cannot read JSON ({e})") from None
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("members"), list) or "method" not in manifest:
-        raise EnsembleError(f"{path}: expected an object with 'members' (a list) and 'method'")
-    return manifest
 
 
 def _ensemble_label(manifest: dict, where: Path) -> tuple[str, str]:

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from fer_ensemble.ensemble.manifest import manifest_picks, manifest_weights, picks_record
+from fer_ensemble.ensemble.manifest import manifest_picks, manifest_weights, picks_record, read_manifest
 from fer_ensemble.errors import EnsembleError
 
 CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
@@ -40,3 +40,13 @@ def test_picks_round_trip_and_absent_picks():
     doc = json.loads(json.dumps({"members": ["b", "a"], **picks_record(["b", "a"], np.array([2, 1]))}))
     assert manifest_picks(doc) == {"b": 2, "a": 1} and list(manifest_picks(doc)) == ["b", "a"]
     assert picks_record(["a"], None) == {} and manifest_picks({"members": ["a"]}) is None
+
+
+@pytest.mark.parametrize("text, expect", [("{not json", "cannot read JSON"), ('{"members": [], "method": "mean"}',
+                                           "'members' must be a non-empty list"), ('{"members": ["a"]}', "'method' is missing")])
+def test_read_manifest_names_the_file(tmp_path, text, expect):
+    (tmp_path / "ensemble.json").write_text(text)
+    with pytest.raises(EnsembleError, match=f"^{tmp_path / 'ensemble.json'}: {expect}"):
+        read_manifest(tmp_path / "ensemble.json")
+    (tmp_path / "ensemble.json").write_text('{"members": ["a"], "method": "mean"}')
+    assert read_manifest(tmp_path / "ensemble.json") == {"members": ["a"], "method": "mean"}
