@@ -1,4 +1,4 @@
-"""Callbacks: resume-aware state seeding and a quiet progress display."""
+"""Callbacks: resume-aware state seeding, epoch timing and a quiet progress display."""
 from __future__ import annotations
 
 import sys
@@ -71,6 +71,26 @@ class LogLearningRate(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None and "learning_rate" not in logs:
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+class LogEpochTime(keras.callbacks.Callback):
+    """Put each epoch's wall time (training and validation) into the epoch logs as `epoch_time_s`,
+    so the history, which a resume keeps, adds up to a member's training time over every leg."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.t = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_time_s"] = time.perf_counter() - self.t
+
+
+def train_time(history: pd.DataFrame) -> float | None:
+    """Seconds spent in a history's epochs, all legs of a resumed run together; None when some
+    epoch has no time (an earlier leg written before the column existed)."""
+    if history.empty or "epoch_time_s" not in history or history["epoch_time_s"].isna().any():
+        return None
+    return round(float(history["epoch_time_s"].sum()), 2)
 
 
 class EpochProgress(keras.callbacks.Callback):

@@ -22,8 +22,9 @@ class ZooRun:
         rows = [("model", "params", "epochs", "best val", "test", "time", "")]
         for r in self.results:
             s = r.sidecar
+            seconds = s.get("train_time_s") or s["wall_time_s"]  # all legs of a resumed run when known
             rows.append((r.name, f"{s['parameters'] / 1e6:.2f}M", str(s["epochs_run"]),
-                         f"{r.val_accuracy:.4f}", f"{r.test_accuracy:.4f}", f"{s['wall_time_s']:.0f}s",
+                         f"{r.val_accuracy:.4f}", f"{r.test_accuracy:.4f}", f"{seconds:.0f}s",
                          "(cached)" if r.skipped else ""))
         for name, err in self.failures.items():
             rows.append((name, "-", "-", "-", "-", "-", f"FAILED: {err.splitlines()[0][:70]}"))

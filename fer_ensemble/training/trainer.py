@@ -126,7 +126,8 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
     import keras
     import pandas as pd
 
-    from .callbacks import EpochProgress, InnerModelCheckpoint, LogLearningRate, SeedResumedState, TimeLimit
+    from .callbacks import (EpochProgress, InnerModelCheckpoint, LogEpochTime, LogLearningRate, SeedResumedState,
+                            TimeLimit, train_time)
     from .device import backend, device_name, gpus, precision_policy, strategy_scope, versions
 
     if pipeline == "auto":
@@ -163,6 +164,9 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
     history = pd.read_csv(history_file) if history_file.exists() and history_file.stat().st_size else pd.DataFrame()
     if not history.empty:
         history = history[history["epoch"] < initial_epoch]
+        # A leg from before the epoch-time column gets it (empty), in CSVLogger's order (epoch,
+        # then the sorted keys): it appends rows without a header, matched to the file's by position.
+        history = history.reindex(columns=["epoch", *sorted({*history.columns, "epoch_time_s"} - {"epoch"})])
         write_text(history_file, history.to_csv(index=False))
     elif history_file.exists():
         history_file.unlink()
@@ -229,7 +233,7 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
         # The backup is written after the epoch's history row and checkpoint: a run killed between
         # them redoes that epoch and drops the extra row on resume, instead of losing the row.
         callbacks = [
-            *patient, keras.callbacks.TerminateOnNaN(), LogLearningRate(),
+            *patient, keras.callbacks.TerminateOnNaN(), LogLearningRate(), LogEpochTime(),
             InnerModelCheckpoint(net, str(best_ckpt), monitor="val_accuracy", mode="max",
                                  save_best_only=True, initial_value_threshold=best_acc),
             keras.callbacks.CSVLogger(str(history_file), append=True),
@@ -284,7 +288,8 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
         "epochs_run": int(len(hist)),
         "best_epoch": best_epoch,
         "final_learning_rate": float(hist[lr_col].iloc[-1]) if lr_col else None,
-        "wall_time_s": round(wall, 2),
+        "wall_time_s": round(wall, 2),  # this invocation only; train_time_s covers a resume's earlier legs
+        "train_time_s": train_time(hist),
         "resumed_from_epoch": initial_epoch,
         "stopped_by_time_limit": None if limit is None else limit.stopped_epoch is not None,
         "initialized_from": source,

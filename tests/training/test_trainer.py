@@ -122,6 +122,32 @@ def test_an_interrupted_run_resumes_as_if_uninterrupted(tmp_path, tiny_data, tin
     assert h_cut["epoch"].tolist() == [0, 1, 2, 3]
     np.testing.assert_allclose(h_cut["loss"], h_whole["loss"], rtol=1e-4)
     assert resumed.sidecar["metrics"]["val"]["accuracy"] == pytest.approx(whole.sidecar["metrics"]["val"]["accuracy"])
+    # training time counts both legs: the history keeps the first leg's epoch times
+    assert (h_cut["epoch_time_s"] > 0).all() and (h_whole["epoch_time_s"] > 0).all()
+    assert resumed.sidecar["train_time_s"] == pytest.approx(h_cut["epoch_time_s"].sum(), abs=0.01)
+    assert whole.sidecar["train_time_s"] == pytest.approx(h_whole["epoch_time_s"].sum(), abs=0.01)
+    assert whole.sidecar["train_time_s"] <= whole.sidecar["wall_time_s"]
+
+
+def test_a_leg_from_before_epoch_times_resumes_into_a_well_formed_history(tmp_path, tiny_data, tiny_zoo_file,
+                                                                        monkeypatch):
+    """A run begun without the epoch-time column and resumed with it keeps one header and aligned
+    columns; its training time is unknown (None), not the later leg's alone."""
+    import fer_ensemble.training.callbacks as callbacks
+
+    spec = load_zoo(tiny_zoo_file).get("a_vgg").replace(epochs=3, augment=False)
+    with monkeypatch.context() as m:
+        _stop_after(m, 0)
+        m.setattr(callbacks.LogEpochTime, "on_epoch_end", lambda self, epoch, logs=None: None)
+        with pytest.raises(_Stop):
+            train_model(spec, tiny_data, tmp_path, progress=False)
+    assert "epoch_time_s" not in pd.read_csv(tmp_path / ".work" / "a_vgg" / "history.csv")
+    done = train_model(spec, tiny_data, tmp_path, progress=False)
+    hist = pd.read_csv(tmp_path / "a_vgg.history.csv")
+    assert hist["epoch"].tolist() == [0, 1, 2]
+    assert hist["epoch_time_s"].isna().tolist() == [True, False, False]
+    assert (hist["val_accuracy"].between(0, 1)).all() and (hist["learning_rate"] > 0).all()
+    assert done.sidecar["train_time_s"] is None and done.sidecar["resumed_from_epoch"] == 1
 
 
 @pytest.mark.parametrize("previous, resumes_at", [(True, 1), (False, 0)])
