@@ -350,7 +350,7 @@ _LOCAL_CONTRAST = {"preprocess": "local_contrast"}
 
 
 @pytest.mark.parametrize("name, source, view, fields", [
-    *[(f"res_{tag}_eq", f"res_{tag}_ft3", _EQUALIZED, {}) for tag in ("y24", "z24", "v24", "w24", "t24")],
+    *[(f"res_{tag}_eq", f"res_{tag}_ft3", _EQUALIZED, {}) for tag in ("y24", "z24", "v24", "w24", "t24", "s24")],
     ("res_w24_ft4", "res_w24_ft3", {}, {}), ("vgg_y32_ft4", "vgg_y32_ft3", {}, {}),
     ("vgg_y32_ft5", "vgg_y32_ft4", {}, {}), ("vgg_y32_ft6", "vgg_y32_ft5", {}, {}),
     ("vgg_y32_ft4_eq", "vgg_y32_ft4", _EQUALIZED, {}), ("res_w24_ft4_eq", "res_w24_ft4", _EQUALIZED, {}),
@@ -369,7 +369,8 @@ _LOCAL_CONTRAST = {"preprocess": "local_contrast"}
     ("res_t24_ft5", "res_t24_ft4", {}, {}), ("res_t24_ft5_bag", "res_t24_ft5", {}, {"bootstrap": True}),
     ("res_t24_ft5_cw", "res_t24_ft5", {}, {"balancing": "class_weights"}),
     ("res_t24_ft5_bag2", "res_t24_ft5", {}, {"bootstrap": True}), ("res_t24_ft5_eq", "res_t24_ft5", _EQUALIZED, {}),
-    ("res_s24_ft4", "res_s24_ft3", {}, {}), ("res_s24_ft4_bag", "res_s24_ft4", {}, {"bootstrap": True})])
+    ("res_s24_ft4", "res_s24_ft3", {}, {}), ("res_s24_ft4_bag", "res_s24_ft4", {}, {"bootstrap": True}),
+    ("res_s24_cw", "res_s24_ft3", {}, {"balancing": "class_weights"})])
 def test_cpu_zoo_restart_takes_its_sources_recipe(name: str, source: str, view: dict, fields: dict):
     """A restart is its source restart's spec started from that restart, with the input view added
     to its args, any other changed `fields`, and a seed no other member uses. Round 19 restarts each
@@ -383,7 +384,8 @@ def test_cpu_zoo_restart_takes_its_sources_recipe(name: str, source: str, view: 
     res_t24_ft3, class-weighted and on equalized faces; round 38 takes its fourth restart and
     branches that on a bootstrap draw, class-weighted and on equalized faces; round 39 takes a second
     draw; round 40 takes a fifth restart and branches it on two draws, class-weighted and on equalized faces;
-    round 42 takes the sixth seed's fourth restart and branches it on a bootstrap draw."""
+    round 42 takes the sixth seed's fourth restart and branches it on a bootstrap draw; round 43
+    branches the sixth seed's third restart class-weighted and on equalized faces."""
     zoo = load_zoo("models_zoo/cpu.toml")
     spec, last = zoo.get(name), zoo.get(source)
     assert spec.init_from == source and spec.args == {**last.args, **view}
