@@ -314,11 +314,12 @@ def _assert_chain_repeats(zoo, chain: list[str], twins: list[str], view: dict | 
 
 
 @pytest.mark.parametrize("tag, view", [("z24", {}), ("v24", {}), ("e24", {"preprocess": "equalize"}), ("w24", {}),
-                                       ("t24", {}), ("s24", {}), ("q24", {"preprocess": "local_contrast"})])
+                                       ("t24", {}), ("s24", {}), ("q24", {"preprocess": "local_contrast"}),
+                                       ("p24", {"preprocess": "local_contrast"})])
 def test_cpu_zoo_resnet_reseeds_differ_from_the_first_chain_only_in_their_seeds(tag: str, view: dict):
     """Rounds 16-18's res_z24, res_v24 and res_e24 chains, rounds 23-25's res_w24 chain and rounds
     36's res_t24 and 41's res_s24 chains repeat res_y24's, phase by phase, with fresh seeds; round 18's also sees histogram-equalized faces
-    and round 44's locally contrast-normalized ones, and every restart inherits that view."""
+    and rounds 44-45's locally contrast-normalized ones, and every restart inherits that view."""
     zoo = load_zoo("models_zoo/cpu.toml")
     twins = ["res_y24", "res_y24_ft", "res_y24_ft2", "res_y24_ft3"]
     assert [zoo.get(t).init_from for t in twins] == ["", *twins[:-1]]
