@@ -313,9 +313,12 @@ def _assert_chain_repeats(zoo, chain: list[str], twins: list[str], view: dict | 
     _assert_fresh_seeds(zoo, chain)
 
 
-@pytest.mark.parametrize("tag, view", [("z24", {}), ("v24", {}), ("e24", {"preprocess": "equalize"}), ("w24", {}),
-                                       ("t24", {}), ("s24", {}), ("q24", {"preprocess": "local_contrast"}),
-                                       ("p24", {"preprocess": "local_contrast"})])
+_EQUALIZED = {"preprocess": "equalize"}
+_LOCAL_CONTRAST = {"preprocess": "local_contrast"}
+
+
+@pytest.mark.parametrize("tag, view", [("z24", {}), ("v24", {}), ("e24", _EQUALIZED), ("w24", {}), ("t24", {}),
+                                       ("s24", {}), ("q24", _LOCAL_CONTRAST), ("p24", _LOCAL_CONTRAST)])
 def test_cpu_zoo_resnet_reseeds_differ_from_the_first_chain_only_in_their_seeds(tag: str, view: dict):
     """Rounds 16-18's res_z24, res_v24 and res_e24 chains, rounds 23-25's res_w24 chain and rounds
     36's res_t24 and 41's res_s24 chains repeat res_y24's, phase by phase, with fresh seeds; round 18's also sees histogram-equalized faces
@@ -344,10 +347,6 @@ def test_cpu_zoo_round23_restarts_res_w24_once_class_weighted():
     assert spec.balancing == "class_weights" and sibling.balancing == "none"
     assert spec.replace(name=sibling.name, seed=sibling.seed, balancing="none") == sibling
     assert spec.seed not in {s.seed for s in zoo.models if s.name != "res_w24_cw"}
-
-
-_EQUALIZED = {"preprocess": "equalize"}
-_LOCAL_CONTRAST = {"preprocess": "local_contrast"}
 
 
 @pytest.mark.parametrize("name, source, view, fields", [
