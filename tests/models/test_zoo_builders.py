@@ -371,7 +371,9 @@ def test_cpu_zoo_round23_restarts_res_w24_once_class_weighted():
     ("res_t24_ft5_bag2", "res_t24_ft5", {}, {"bootstrap": True}), ("res_t24_ft5_eq", "res_t24_ft5", _EQUALIZED, {}),
     ("res_s24_ft4", "res_s24_ft3", {}, {}), ("res_s24_ft4_bag", "res_s24_ft4", {}, {"bootstrap": True}),
     ("res_s24_cw", "res_s24_ft3", {}, {"balancing": "class_weights"}),
-    ("res_q24_cw", "res_q24_ft3", {}, {"balancing": "class_weights"})])
+    ("res_q24_cw", "res_q24_ft3", {}, {"balancing": "class_weights"}),
+    ("res_q24_ft4", "res_q24_ft3", {}, {}), ("res_q24_ft4_bag", "res_q24_ft4", {}, {"bootstrap": True}),
+    ("res_q24_eq", "res_q24_ft3", _EQUALIZED, {})])
 def test_cpu_zoo_restart_takes_its_sources_recipe(name: str, source: str, view: dict, fields: dict):
     """A restart is its source restart's spec started from that restart, with the input view added
     to its args, any other changed `fields`, and a seed no other member uses. Round 19 restarts each
@@ -387,7 +389,8 @@ def test_cpu_zoo_restart_takes_its_sources_recipe(name: str, source: str, view: 
     draw; round 40 takes a fifth restart and branches it on two draws, class-weighted and on equalized faces;
     round 42 takes the sixth seed's fourth restart and branches it on a bootstrap draw; round 43
     branches the sixth seed's third restart class-weighted and on equalized faces; round 46 branches
-    the local-contrast seed's third restart class-weighted."""
+    the local-contrast seed's third restart class-weighted; round 47 takes its fourth restart, branches
+    that on a bootstrap draw, and branches the third restart on equalized faces."""
     zoo = load_zoo("models_zoo/cpu.toml")
     spec, last = zoo.get(name), zoo.get(source)
     assert spec.init_from == source and spec.args == {**last.args, **view}
