@@ -15,7 +15,7 @@ class AugmentConfig:
     rotation: float = 20.0       # degrees, ±
     translation: float = 0.10    # fraction of the side, ±
     zoom: float = 0.10           # fraction, ±
-    erasing: float = 0.0         # probability of random erasing (0 = off)
+    erasing: float = 0.0         # per-image probability of random erasing (0 = off)
     contrast: float = 0.0        # ± contrast factor (0 = off)
 
     @classmethod
@@ -52,11 +52,15 @@ def build_augmenter(cfg: AugmentConfig, seed: int | None = None, dtype: str | No
     if cfg.contrast:
         layers.append(keras.layers.RandomContrast(cfg.contrast, value_range=(0, 1), **kw))
     if cfg.erasing:
-        layers.append(keras.layers.RandomErasing(factor=cfg.erasing, scale=(0.02, 0.2), value_range=(0, 1), **kw))
+        # A single float `factor` draws each image's probability from [0, factor], which would erase
+        # only half as often as asked; (p, p) makes `erasing` the probability itself.
+        layers.append(keras.layers.RandomErasing(factor=(cfg.erasing, cfg.erasing), scale=(0.02, 0.2),
+                                                 value_range=(0, 1), **kw))
     if keras.backend.backend() == "jax":
         # Rotation, translation and zoom opt out of XLA for TensorFlow's sake
         # (ImageProjectiveTransform); their JAX implementation (map_coordinates) compiles, and a
         # model with a non-jittable layer makes a JAX train step run op by op.
         for layer in layers:
             layer.supports_jit = True
-    return keras.Sequential(layers, name="augment")
+    # Every knob off is a valid config; an empty Sequential cannot be called.
+    return keras.Sequential(layers or [keras.layers.Identity()], name="augment")
