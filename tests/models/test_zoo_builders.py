@@ -329,6 +329,22 @@ def test_cpu_zoo_resnet_reseeds_differ_from_the_first_chain_only_in_their_seeds(
     _assert_chain_repeats(zoo, [t.replace("y24", tag) for t in twins], twins, view)
 
 
+def test_cpu_zoo_round49_repeats_res_y24_with_random_erasing_in_every_phase():
+    """Round 49's res_r24 chain is res_y24's phase by phase (a fourth restart taking the third's
+    recipe) with fresh seeds, every phase adding random erasing to its twin's augmentation."""
+    zoo = load_zoo("models_zoo/cpu.toml")
+    twins = ["res_y24", "res_y24_ft", "res_y24_ft2", "res_y24_ft3", "res_y24_ft3"]
+    chain = ["res_r24", "res_r24_ft", "res_r24_ft2", "res_r24_ft3", "res_r24_ft4"]
+    previous = ""
+    for name, twin in zip(chain, twins, strict=True):
+        spec, twin = zoo.get(name), zoo.get(twin)
+        assert spec.init_from == previous and not twin.augment.get("erasing"), name
+        assert spec.augment == {**twin.augment, "erasing": 0.5}, name
+        assert spec.replace(name=twin.name, init_from=twin.init_from, seed=twin.seed, augment=twin.augment) == twin, name
+        previous = name
+    _assert_fresh_seeds(zoo, chain)
+
+
 def test_cpu_zoo_round22_repeats_the_vgg_x32_chain_with_fresh_seeds_and_ends_class_weighted():
     """Round 22's vgg_y32 chain is vgg_x32's phase by phase (FER+-blended first phase, cosine
     restarts) with fresh seeds; its last phase is the class-weighted restart, taken from the third
