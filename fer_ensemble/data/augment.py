@@ -62,5 +62,7 @@ def build_augmenter(cfg: AugmentConfig, seed: int | None = None, dtype: str | No
         # model with a non-jittable layer makes a JAX train step run op by op.
         for layer in layers:
             layer.supports_jit = True
-    # Every knob off is a valid config; an empty Sequential cannot be called.
-    return keras.Sequential(layers or [keras.layers.Identity()], name="augment")
+    # Every knob off is a valid config; an empty Sequential cannot be called. The identity takes
+    # `dtype` too, so it leaves pixels in float32 under a mixed policy like the other layers.
+    identity = keras.layers.Identity(**({"dtype": dtype} if dtype else {}))
+    return keras.Sequential(layers or [identity], name="augment")

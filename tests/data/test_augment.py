@@ -25,3 +25,18 @@ def test_erasing_is_the_per_image_probability(p):
 def test_unknown_augment_key_is_named():
     with pytest.raises(ValueError, match="erase"):
         AugmentConfig.from_dict({"erase": 0.5})
+
+
+def test_all_off_augmenter_is_an_identity_that_keeps_float32_under_a_mixed_policy():
+    import keras
+
+    x = np.random.default_rng(1).random((4, 48, 48, 1)).astype("float32")
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        y = build_augmenter(AugmentConfig(**ONLY), dtype="float32")(x, training=True)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert "float32" in str(y.dtype)
+    # The Sequential itself autocasts its input under a mixed policy (float16 rounding, as with any
+    # knob on), so pixels match to float16 precision rather than bit for bit.
+    np.testing.assert_allclose(np.asarray(y), x, atol=5e-4)
