@@ -56,13 +56,14 @@ def build_augmenter(cfg: AugmentConfig, seed: int | None = None, dtype: str | No
         # only half as often as asked; (p, p) makes `erasing` the probability itself.
         layers.append(keras.layers.RandomErasing(factor=(cfg.erasing, cfg.erasing), scale=(0.02, 0.2),
                                                  value_range=(0, 1), **kw))
+    if not layers:
+        # Every knob off is a valid config, but an empty Sequential cannot be called. The identity
+        # takes `dtype` too, so it leaves pixels in float32 under a mixed policy like the others.
+        layers.append(keras.layers.Identity(**({"dtype": dtype} if dtype else {})))
     if keras.backend.backend() == "jax":
         # Rotation, translation and zoom opt out of XLA for TensorFlow's sake
         # (ImageProjectiveTransform); their JAX implementation (map_coordinates) compiles, and a
         # model with a non-jittable layer makes a JAX train step run op by op.
         for layer in layers:
             layer.supports_jit = True
-    # Every knob off is a valid config; an empty Sequential cannot be called. The identity takes
-    # `dtype` too, so it leaves pixels in float32 under a mixed policy like the other layers.
-    identity = keras.layers.Identity(**({"dtype": dtype} if dtype else {}))
-    return keras.Sequential(layers or [identity], name="augment")
+    return keras.Sequential(layers, name="augment")

@@ -299,16 +299,21 @@ def test_cpu_zoo_rounds20_21_restart_resnet_and_vgg_chains_on_class_weighted_los
         seeds.add(spec.seed)
 
 
-def _assert_chain_repeats(zoo, chain: list[str], twins: list[str], view: dict | None = None) -> None:
+def _assert_chain_repeats(zoo, chain: list[str], twins: list[str], view: dict | None = None,
+                          fields: dict | None = None) -> None:
     """Each phase of `chain` starts from the phase before it and equals its twin's spec except for
-    the name, `init_from`, the seed and the input view (`view`, added to the twin's args); every
-    seed is fresh, among the chain's and every other member's."""
+    the name, `init_from`, the seed, the input view (`view`, added to the twin's args) and any other
+    `fields` (set to these values, which the twin's differ from); every seed is fresh, among the
+    chain's and every other member's."""
+    fields = fields or {}
     previous = ""
     for name, twin in zip(chain, twins, strict=True):
         spec, twin = zoo.get(name), zoo.get(twin)
         assert spec.init_from == previous, name
         assert spec.args == {**twin.args, **(view or {})}, name
-        assert spec.replace(name=twin.name, args=twin.args, init_from=twin.init_from, seed=twin.seed) == twin, name
+        assert all(getattr(spec, k) == v != getattr(twin, k) for k, v in fields.items()), name
+        assert spec.replace(name=twin.name, args=twin.args, init_from=twin.init_from, seed=twin.seed,
+                            **{k: getattr(twin, k) for k in fields}) == twin, name
         previous = name
     _assert_fresh_seeds(zoo, chain)
 
@@ -334,15 +339,10 @@ def test_cpu_zoo_round49_repeats_res_y24_with_random_erasing_in_every_phase():
     recipe) with fresh seeds, every phase adding random erasing to its twin's augmentation."""
     zoo = load_zoo("models_zoo/cpu.toml")
     twins = ["res_y24", "res_y24_ft", "res_y24_ft2", "res_y24_ft3", "res_y24_ft3"]
-    chain = ["res_r24", "res_r24_ft", "res_r24_ft2", "res_r24_ft3", "res_r24_ft4"]
-    previous = ""
-    for name, twin in zip(chain, twins, strict=True):
-        spec, twin = zoo.get(name), zoo.get(twin)
-        assert spec.init_from == previous and not twin.augment.get("erasing"), name
-        assert spec.augment == {**twin.augment, "erasing": 0.5}, name
-        assert spec.replace(name=twin.name, init_from=twin.init_from, seed=twin.seed, augment=twin.augment) == twin, name
-        previous = name
-    _assert_fresh_seeds(zoo, chain)
+    augment = {**zoo.get("res_y24").augment, "erasing": 0.5}
+    assert all(zoo.get(t).augment == zoo.get("res_y24").augment for t in twins)
+    _assert_chain_repeats(zoo, ["res_r24", "res_r24_ft", "res_r24_ft2", "res_r24_ft3", "res_r24_ft4"], twins,
+                          fields={"augment": augment})
 
 
 def test_cpu_zoo_round22_repeats_the_vgg_x32_chain_with_fresh_seeds_and_ends_class_weighted():
