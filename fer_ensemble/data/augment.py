@@ -36,7 +36,7 @@ class AugmentConfig:
 
 def build_augmenter(cfg: AugmentConfig, seed: int | None = None, dtype: str | None = None):
     """A keras.Sequential of preprocessing layers for (B, H, W, 1) float images in [0, 1]; `dtype`
-    pins their precision (float32 keeps pixel interpolation exact under a mixed policy)."""
+    pins the precision of the augmenter and its layers (float32 keeps pixels exact under a mixed policy)."""
     import keras
 
     kw = {"seed": seed, **({"dtype": dtype} if dtype else {})}
@@ -66,4 +66,9 @@ def build_augmenter(cfg: AugmentConfig, seed: int | None = None, dtype: str | No
         # model with a non-jittable layer makes a JAX train step run op by op.
         for layer in layers:
             layer.supports_jit = True
-    return keras.Sequential(layers, name="augment")
+    augmenter = keras.Sequential(layers, name="augment")
+    if dtype:
+        # Sequential takes no `dtype`; left on a mixed policy it would autocast its input to float16
+        # before its float32 layers see it, rounding every pixel.
+        augmenter.dtype_policy = keras.DTypePolicy(dtype)
+    return augmenter
