@@ -34,12 +34,12 @@ class AugmentConfig:
         return asdict(self)
 
 
-def build_augmenter(cfg: AugmentConfig, seed: int | None = None, dtype: str | None = None):
-    """A keras.Sequential of preprocessing layers for (B, H, W, 1) float images in [0, 1]; `dtype`
-    pins the precision of the augmenter and its layers (float32 keeps pixels exact under a mixed policy)."""
+def build_augmenter(cfg: AugmentConfig, seed: int | None = None, dtype: str = "float32"):
+    """A keras.Sequential of preprocessing layers for (B, H, W, 1) float images in [0, 1], computing
+    in `dtype` whatever the global policy (under a mixed one, float16 would round every pixel)."""
     import keras
 
-    kw = {"seed": seed, **({"dtype": dtype} if dtype else {})}
+    kw = {"seed": seed, "dtype": dtype}
     layers = []
     if cfg.flip:
         layers.append(keras.layers.RandomFlip("horizontal", **kw))
@@ -57,9 +57,8 @@ def build_augmenter(cfg: AugmentConfig, seed: int | None = None, dtype: str | No
         layers.append(keras.layers.RandomErasing(factor=(cfg.erasing, cfg.erasing), scale=(0.02, 0.2),
                                                  value_range=(0, 1), **kw))
     if not layers:
-        # Every knob off is a valid config, but an empty Sequential cannot be called. The identity
-        # takes `dtype` too, so it leaves pixels in float32 under a mixed policy like the others.
-        layers.append(keras.layers.Identity(**({"dtype": dtype} if dtype else {})))
+        # Every knob off is a valid config, but an empty Sequential cannot be called.
+        layers.append(keras.layers.Identity(dtype=dtype))
     if keras.backend.backend() == "jax":
         # Rotation, translation and zoom opt out of XLA for TensorFlow's sake
         # (ImageProjectiveTransform); their JAX implementation (map_coordinates) compiles, and a
@@ -67,8 +66,7 @@ def build_augmenter(cfg: AugmentConfig, seed: int | None = None, dtype: str | No
         for layer in layers:
             layer.supports_jit = True
     augmenter = keras.Sequential(layers, name="augment")
-    if dtype:
-        # Sequential takes no `dtype`; left on a mixed policy it would autocast its input to float16
-        # before its float32 layers see it, rounding every pixel.
-        augmenter.dtype_policy = keras.DTypePolicy(dtype)
+    # Sequential takes no `dtype`; left on a mixed policy it would autocast its input to float16
+    # before its layers see it.
+    augmenter.dtype_policy = keras.DTypePolicy(dtype)
     return augmenter

@@ -68,8 +68,7 @@ def train_dataset(x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: in
         ds = (tf.data.Dataset.range(len(y)).shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
               .repeat().batch(batch_size, drop_remainder=True))
     ds = ds.skip(initial_epoch * steps)
-    # float32 whatever the global policy: the trainer sets a mixed one before it builds this.
-    augmenter = build_augmenter(augment, seed=seed, dtype="float32") if augment else None
+    augmenter = build_augmenter(augment, seed=seed) if augment else None
     scale, offset = float(scaling["scale"]), float(scaling["offset"])
 
     def gather(idx):

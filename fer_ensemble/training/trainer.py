@@ -177,9 +177,7 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
 
         tf.config.experimental.enable_op_determinism()
     augment = AugmentConfig.from_dict(spec.augment)
-    # Built before the mixed policy is set: pixel interpolation stays float32.
-    device_augmenter = (build_augmenter(augment, seed=spec.seed, dtype="float32")
-                        if augment and pipeline == "arrays" else None)
+    device_augmenter = build_augmenter(augment, seed=spec.seed) if augment and pipeline == "arrays" else None
     policy = precision_policy(spec.mixed_precision)
     keras.mixed_precision.set_global_policy(policy)
     t0 = time.perf_counter()

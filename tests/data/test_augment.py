@@ -1,6 +1,8 @@
 """Augmentation: each knob does what its AugmentConfig field says."""
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -28,51 +30,50 @@ def test_unknown_augment_key_is_named():
         AugmentConfig.from_dict({"erase": 0.5})
 
 
-def test_all_off_augmenter_is_an_identity_that_keeps_float32_under_a_mixed_policy():
+@contextlib.contextmanager
+def _mixed_policy():
+    """The policy the trainer sets on a GPU, restored afterwards."""
     import keras
 
-    x = np.random.default_rng(1).random((4, 48, 48, 1)).astype("float32")
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        y = build_augmenter(AugmentConfig(**ONLY), dtype="float32")(x, training=True)
+        yield
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def _assert_exact_or_mirrored(ref: np.ndarray, out: np.ndarray) -> None:
+    assert out.dtype == np.float32
+    for image, aug in zip(ref, out):
+        assert np.array_equal(aug, image) or np.array_equal(aug, image[:, ::-1]), "pixels were rounded"
+
+
+def test_all_off_augmenter_is_an_identity_that_keeps_float32_under_a_mixed_policy():
+    x = np.random.default_rng(1).random((4, 48, 48, 1)).astype("float32")
+    with _mixed_policy():
+        y = build_augmenter(AugmentConfig(**ONLY))(x, training=True)
     assert "float32" in str(y.dtype)
     np.testing.assert_array_equal(np.asarray(y), x)  # no float16 rounding on the way in
 
 
-def test_pinned_augmenter_keeps_pixels_exact_under_a_mixed_policy():
-    """With a knob on, `dtype="float32"` keeps the whole augmenter (not only its layers) in float32:
-    a flip moves pixels without rounding them to float16."""
-    import keras
-
+def test_augmenter_keeps_pixels_exact_under_a_mixed_policy():
+    """With a knob on, the whole augmenter (not only its layers) stays in float32: a flip moves
+    pixels without rounding them to float16."""
     x = np.random.default_rng(2).random((8, 48, 48, 1)).astype("float32")
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
-        y = np.asarray(build_augmenter(AugmentConfig(**{**ONLY, "flip": True}), seed=0, dtype="float32")(x, training=True))
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    assert y.dtype == np.float32
-    for image, out in zip(x, y):
-        assert np.array_equal(out, image) or np.array_equal(out, image[:, ::-1]), "pixels were rounded"
+    with _mixed_policy():
+        y = np.asarray(build_augmenter(AugmentConfig(**{**ONLY, "flip": True}), seed=0)(x, training=True))
+    _assert_exact_or_mirrored(x, y)
 
 
 def test_tf_pipeline_augments_in_float32_under_a_mixed_policy():
     """The trainer sets the mixed policy before it builds the tf.data pipeline; the pipeline's
     augmenter still keeps pixels exact (each image is its un-augmented self or its mirror)."""
-    import keras
-
     from fer_ensemble.data.pipeline import train_dataset
 
     x = np.random.default_rng(3).integers(0, 256, (16, 48, 48), dtype=np.uint8)
     y = np.arange(16) % 7
-    keras.mixed_precision.set_global_policy("mixed_float16")
-    try:
+    with _mixed_policy():
         plain, _ = train_dataset(x, y, 7, batch_size=8, seed=4)
         flipped, _ = train_dataset(x, y, 7, batch_size=8, seed=4, augment=AugmentConfig(**{**ONLY, "flip": True}))
         ref, out = (np.asarray(next(iter(ds))[0]) for ds in (plain, flipped))
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    assert out.dtype == np.float32
-    for image, aug in zip(ref, out):
-        assert np.array_equal(aug, image) or np.array_equal(aug, image[:, ::-1]), "pixels were rounded"
+    _assert_exact_or_mirrored(ref, out)
