@@ -392,7 +392,10 @@ def test_cpu_zoo_round23_restarts_res_w24_once_class_weighted():
     ("res_q24_eq", "res_q24_ft3", _EQUALIZED, {}),
     ("res_q24_ft5", "res_q24_ft4", {}, {}), ("res_q24_ft4_bag2", "res_q24_ft4", {}, {"bootstrap": True}),
     ("res_q24_ft4_cw", "res_q24_ft4", {}, {"balancing": "class_weights"}),
-    ("res_r24_ft5", "res_r24_ft4", {}, {}), ("res_r24_ft4_cw", "res_r24_ft4", {}, {"balancing": "class_weights"})])
+    ("res_r24_ft5", "res_r24_ft4", {}, {}), ("res_r24_ft4_cw", "res_r24_ft4", {}, {"balancing": "class_weights"}),
+    ("res_r24_ft6", "res_r24_ft5", {}, {}), ("res_r24_ft5_eq", "res_r24_ft5", _EQUALIZED, {}),
+    ("res_r24_ft5_bag", "res_r24_ft5", {}, {"bootstrap": True}),
+    ("res_r24_ft5_cw", "res_r24_ft5", {}, {"balancing": "class_weights"})])
 def test_cpu_zoo_restart_takes_its_sources_recipe(name: str, source: str, view: dict, fields: dict):
     """A restart is its source restart's spec started from that restart, with the input view added
     to its args, any other changed `fields`, and a seed no other member uses. Round 19 restarts each
@@ -411,7 +414,9 @@ def test_cpu_zoo_restart_takes_its_sources_recipe(name: str, source: str, view: 
     the local-contrast seed's third restart class-weighted; round 47 takes its fourth restart, branches
     that on a bootstrap draw, and branches the third restart on equalized faces; round 48 takes its
     fifth restart and branches the fourth on a second draw and class-weighted; round 50 takes the
-    erasing seed's fifth restart and branches its fourth class-weighted (erasing kept, as the recipe)."""
+    erasing seed's fifth restart and branches its fourth class-weighted (erasing kept, as the recipe);
+    round 51 takes its sixth restart and branches the fifth on equalized faces, on a bootstrap draw
+    and class-weighted."""
     zoo = load_zoo("models_zoo/cpu.toml")
     spec, last = zoo.get(name), zoo.get(source)
     assert spec.init_from == source and spec.args == {**last.args, **view}
