@@ -395,7 +395,9 @@ def test_cpu_zoo_round23_restarts_res_w24_once_class_weighted():
     ("res_r24_ft5", "res_r24_ft4", {}, {}), ("res_r24_ft4_cw", "res_r24_ft4", {}, {"balancing": "class_weights"}),
     ("res_r24_ft6", "res_r24_ft5", {}, {}), ("res_r24_ft5_eq", "res_r24_ft5", _EQUALIZED, {}),
     ("res_r24_ft5_bag", "res_r24_ft5", {}, {"bootstrap": True}),
-    ("res_r24_ft5_cw", "res_r24_ft5", {}, {"balancing": "class_weights"})])
+    ("res_r24_ft5_cw", "res_r24_ft5", {}, {"balancing": "class_weights"}),
+    ("res_r24_ft7", "res_r24_ft6", {}, {}), ("res_r24_ft8", "res_r24_ft7", {}, {}),
+    ("res_r24_ft7_eq", "res_r24_ft7", _EQUALIZED, {}), ("res_r24_ft9", "res_r24_ft8", {}, {})])
 def test_cpu_zoo_restart_takes_its_sources_recipe(name: str, source: str, view: dict, fields: dict):
     """A restart is its source restart's spec started from that restart, with the input view added
     to its args, any other changed `fields`, and a seed no other member uses. Round 19 restarts each
@@ -416,7 +418,8 @@ def test_cpu_zoo_restart_takes_its_sources_recipe(name: str, source: str, view: 
     fifth restart and branches the fourth on a second draw and class-weighted; round 50 takes the
     erasing seed's fifth restart and branches its fourth class-weighted (erasing kept, as the recipe);
     round 51 takes its sixth restart and branches the fifth on equalized faces, on a bootstrap draw
-    and class-weighted."""
+    and class-weighted; round 52 takes its seventh, eighth and ninth restarts and branches the
+    seventh on equalized faces."""
     zoo = load_zoo("models_zoo/cpu.toml")
     spec, last = zoo.get(name), zoo.get(source)
     assert spec.init_from == source and spec.args == {**last.args, **view}
