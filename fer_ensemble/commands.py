@@ -273,6 +273,28 @@ def cmd_collect(args) -> int:
 
 
 @_register
+def _budget(sub, add_data_args):
+    p = sub.add_parser("budget", help="copy the members a training budget buys (best on validation first, with "
+                                      "their fine-tuning ancestors) into a sub-run to search")
+    p.add_argument("run")
+    p.add_argument("dest")
+    p.add_argument("--seconds", type=float, required=True, help="training budget in seconds (e.g. 7200)")
+    p.set_defaults(func=cmd_budget)
+
+
+def cmd_budget(args) -> int:
+    from .ensemble.budget import BUDGET_FILE, write_budget_run
+
+    record = write_budget_run(args.run, args.dest, args.seconds)
+    for m in record["members"]:
+        val = f"{100 * m['val_accuracy']:.2f}%" if m["has_cache"] else "no cache"
+        print(f"  {m['name']:<24} {m['cost_s']:>9.0f} s  validation {val}")
+    print(f"{len(record['members'])} members, {record['spent_s']:.0f} of {args.seconds:.0f} s; wrote "
+          f"{Path(args.dest) / BUDGET_FILE} (search it: fer-ensemble search {args.dest})")
+    return 0
+
+
+@_register
 def _predict(sub, add_data_args):
     p = sub.add_parser("predict", help="emotions of the faces in images, folders, a video or a camera")
     p.add_argument("paths", nargs="*", help="image files or folders of images")

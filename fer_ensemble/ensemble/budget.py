@@ -1,0 +1,112 @@
+"""The zoo a training budget buys, from a run that spent more.
+
+Members are admitted in order of validation accuracy (best first, ties by name), each together
+with the ancestors it was fine-tuned from (`initialized_from`), while the training time of all
+admitted members stays within the budget; a member that would not fit is skipped and the next is
+tried. Test predictions play no part. The admitted members' small artifacts (and weights, where
+present) are copied into a sub-run with `budget.json`, which `fer-ensemble search` reads like any
+other run directory.
+
+A member's cost is its sidecar's `wall_time_s` (build, training, evaluation); for a resumed run,
+whose wall time covers only its last leg, that time is scaled by epochs_run / (epochs run in the
+last leg). Costs are what the run's own machine measured, so a run trained on machines of
+different speeds prices its members unevenly.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from .._io import atomic_dir, write_json
+from ..errors import EnsembleError
+from .combine import member_accuracy
+from .run_search import load_caches
+
+BUDGET_FILE = "budget.json"
+COPIED = (".json", ".history.csv", ".preds.npz", ".h5", ".keras")
+
+
+def member_cost(meta: dict, where: str = "sidecar") -> float:
+    """Seconds one member took to train (see the module docstring); `where` names it in errors."""
+    wall = meta.get("wall_time_s")
+    if not isinstance(wall, (int, float)) or wall < 0:
+        raise EnsembleError(f"{where}: no wall_time_s, so its training cost is unknown")
+    epochs, resumed = int(meta.get("epochs_run") or 0), int(meta.get("resumed_from_epoch") or 0)
+    if 0 < resumed < epochs:
+        return float(wall) * epochs / (epochs - resumed)
+    return float(wall)
+
+
+def lineage(name: str, metas: dict[str, dict]) -> list[str]:
+    """`name` and the members it was fine-tuned from, oldest first."""
+    chain, seen = [], set()
+    while name is not None:
+        if name in seen:
+            raise EnsembleError(f"{name}: initialized_from forms a cycle ({' <- '.join(chain)})")
+        if name not in metas:
+            child = chain[-1] if chain else name
+            raise EnsembleError(f"{child}: initialized from {name}, which has no sidecar {name}.json in the run")
+        seen.add(name)
+        chain.append(name)
+        parent = metas[name].get("initialized_from")
+        name = parent["name"] if isinstance(parent, dict) else parent
+    return chain[::-1]
+
+
+def budget_pool(ranked: list[str], metas: dict[str, dict], seconds: float) -> tuple[list[str], float]:
+    """Members admitted from `ranked` (best first) with their ancestors within `seconds`;
+    returns (admitted names in admission order, seconds spent)."""
+    if seconds <= 0:
+        raise EnsembleError(f"budget must be positive, got {seconds} s")
+    admitted: list[str] = []
+    spent = 0.0
+    for name in ranked:
+        new = [m for m in lineage(name, metas) if m not in admitted]
+        cost = sum(member_cost(metas[m], f"{m}.json") for m in new)
+        if new and spent + cost <= seconds:
+            admitted += new
+            spent += cost
+    return admitted, spent
+
+
+def write_budget_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, seconds: float) -> dict:
+    """Copy the members `seconds` of training buys from `run_dir` into `out_dir` (replaced as a
+    whole; refused if it holds anything but an earlier budget run); return budget.json's content."""
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    if out_dir.resolve() == run_dir.resolve():
+        raise EnsembleError(f"{out_dir}: the budget run must be a different folder from {run_dir}")
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / BUDGET_FILE).exists():
+        raise EnsembleError(f"{out_dir}: exists and is not a budget run (no {BUDGET_FILE}); choose another folder")
+    caches = load_caches(run_dir)
+    metas = {}
+    for f in sorted(run_dir.glob("*.json")):
+        try:
+            meta = json.loads(f.read_text())
+        except (OSError, ValueError) as e:
+            raise EnsembleError(f"{f}: not readable JSON ({e})") from None
+        if isinstance(meta, dict) and "metrics" in meta and "name" in meta:   # a member's sidecar
+            metas[meta["name"]] = meta
+    names = caches["names"]
+    missing = [n for n in names if n not in metas]
+    if missing:
+        raise EnsembleError(f"{run_dir}: prediction caches without a sidecar: {', '.join(missing)}")
+    acc = member_accuracy(caches["val_proba"], caches["val_y"])
+    order = sorted(range(len(names)), key=lambda i: (-acc[i], names[i]))
+    ranked = [names[i] for i in order]
+    admitted, spent = budget_pool(ranked, metas, seconds)
+    val = {n: float(acc[i]) for i, n in enumerate(names)}
+    record = {"source": str(run_dir), "budget_s": seconds, "spent_s": round(spent, 1),
+              "rule": "best validation accuracy first, each with its initialized_from ancestors, while the "
+                      "summed wall_time_s (resumed runs scaled to all their epochs) fits the budget",
+              "members": [{"name": n, "cost_s": round(member_cost(metas[n]), 1), "val_accuracy": val.get(n),
+                           "has_cache": n in val} for n in admitted]}
+    with atomic_dir(out_dir) as stage:
+        for n in admitted:
+            for suffix in COPIED:
+                src = run_dir / f"{n}{suffix}"
+                if src.exists():
+                    shutil.copyfile(src, stage / src.name)
+        write_json(stage / BUDGET_FILE, record)
+    return record
