@@ -108,3 +108,22 @@ def test_out_of_fold_table_matches_search_cv_json():
         assert _number(r[6]) == pytest.approx(100 * p["test_accuracy"], abs=0.0051), name
         assert r[1].startswith("**") == (name == cv["chosen"]), name   # the chosen row, and only it, in bold
     assert json.loads((RESULTS / "ensemble.json").read_text())["procedure"] == cv["chosen"]
+
+
+def test_budget_table_matches_the_budget_runs(summary):
+    """README's "What a budget buys" rows: each sub-run's member count, the rule's PrivateTest
+    accuracy (ensemble.json), its best member there (from the main run's report) and the margin."""
+    rows = [r for r in _rows() if len(r) == 6 and re.match(r"(\d+ h|~79 h)", r[0])]
+    runs = sorted((RESULTS.parent / "fer2013-cpu-budget").glob("*s/budget.json"),
+                  key=lambda p: json.loads(p.read_text())["budget_s"])
+    assert len(rows) == len(runs) + 1 and len(runs) == 4
+    for r, path in zip(rows, runs):
+        budget = json.loads(path.read_text())
+        manifest = json.loads((path.parent / "ensemble.json").read_text())
+        names = [m["name"] for m in budget["members"]]
+        best = max(summary.loc[names, "accuracy"])
+        assert int(r[0].split()[0]) * 3600 == budget["budget_s"], r[0]
+        assert re.match(rf"{len(names)}\b", r[1]), r[0]
+        assert _number(r[3]) == pytest.approx(100 * manifest["test_accuracy"], abs=0.0051), r[0]
+        assert _number(r[4]) == pytest.approx(best, abs=0.0051), r[0]
+        assert _number(r[5]) == pytest.approx(100 * manifest["test_accuracy"] - best, abs=0.0051), r[0]
