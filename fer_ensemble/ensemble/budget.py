@@ -14,14 +14,14 @@ different speeds prices its members unevenly.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
 
-from .._io import atomic_dir, write_json
+from .._io import atomic_dir, read_json, write_json
 from ..errors import EnsembleError
 from .combine import member_accuracy
+from .cv import ranked_indices
 from .run_search import load_caches
 
 BUDGET_FILE = "budget.json"
@@ -77,15 +77,16 @@ def write_budget_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, sec
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     if out_dir.resolve() == run_dir.resolve():
         raise EnsembleError(f"{out_dir}: the budget run must be a different folder from {run_dir}")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise EnsembleError(f"{out_dir}: exists and is not a folder; choose another name for the budget run")
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / BUDGET_FILE).exists():
         raise EnsembleError(f"{out_dir}: exists and is not a budget run (no {BUDGET_FILE}); choose another folder")
     caches = load_caches(run_dir)
     metas = {}
     for f in sorted(run_dir.glob("*.json")):
-        try:
-            meta = json.loads(f.read_text())
-        except (OSError, ValueError) as e:
-            raise EnsembleError(f"{f}: not readable JSON ({e})") from None
+        if f.name.startswith("."):   # an interrupted write's temporary file
+            continue
+        meta = read_json(f, EnsembleError)
         if isinstance(meta, dict) and "metrics" in meta and "name" in meta:   # a member's sidecar
             metas[meta["name"]] = meta
     names = caches["names"]
@@ -93,9 +94,7 @@ def write_budget_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, sec
     if missing:
         raise EnsembleError(f"{run_dir}: prediction caches without a sidecar: {', '.join(missing)}")
     acc = member_accuracy(caches["val_proba"], caches["val_y"])
-    order = sorted(range(len(names)), key=lambda i: (-acc[i], names[i]))
-    ranked = [names[i] for i in order]
-    admitted, spent = budget_pool(ranked, metas, seconds)
+    admitted, spent = budget_pool([names[i] for i in ranked_indices(acc, names)], metas, seconds)
     val = {n: float(acc[i]) for i, n in enumerate(names)}
     record = {"source": str(run_dir), "budget_s": seconds, "spent_s": round(spent, 1),
               "rule": "best validation accuracy first, each with its initialized_from ancestors, while the "

@@ -40,6 +40,11 @@ class Pick:
         return combine(p, self.method, self.weights)
 
 
+def ranked_indices(acc: np.ndarray, names: list[str]) -> list[int]:
+    """Members best first by validation accuracy (ties: earlier name first)."""
+    return sorted(range(len(names)), key=lambda i: (-acc[i], names[i]))
+
+
 def top_indices(val_proba: np.ndarray, val_y: np.ndarray, names: list[str], k: int | None) -> list[int]:
     """The k members best on validation (ties: earlier name first), in pool order; all when k is None."""
     m = len(names)
@@ -47,8 +52,7 @@ def top_indices(val_proba: np.ndarray, val_y: np.ndarray, names: list[str], k: i
         return list(range(m))
     if k < 1:
         raise ValueError(f"top_members must be >= 1, got {k}")
-    acc = member_accuracy(val_proba, val_y)
-    return sorted(sorted(range(m), key=lambda i: (-acc[i], names[i]))[:k])
+    return sorted(ranked_indices(member_accuracy(val_proba, val_y), names)[:k])
 
 
 def stored_weights(method: str, proba: np.ndarray, y: np.ndarray, counts: np.ndarray | None = None):

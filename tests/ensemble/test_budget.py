@@ -93,6 +93,14 @@ def test_write_budget_run_refuses_its_source_and_a_foreign_folder(tmp_path):
     with pytest.raises(EnsembleError, match="is not a budget run"):
         write_budget_run(run, other, 100)
     assert (other / "notes.txt").read_text() == "mine"
+    with pytest.raises(EnsembleError, match="notes.txt: exists and is not a folder"):
+        write_budget_run(run, other / "notes.txt", 100)
+    (run / ".y.tmp1.json").write_text("{half")   # an interrupted write's leftover is not read
+    assert write_budget_run(run, tmp_path / "ok", 100)["members"]
+    (run / "z.json").write_text("{half")
+    with pytest.raises(EnsembleError, match="z.json: cannot read JSON"):
+        write_budget_run(run, tmp_path / "ok", 100)
+    (run / "z.json").unlink()
     (run / "x.json").unlink()
     with pytest.raises(EnsembleError, match="caches without a sidecar: x"):
         write_budget_run(run, tmp_path / "b", 100)
