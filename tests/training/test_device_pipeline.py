@@ -110,6 +110,51 @@ def test_backend_helpers_report_tensorflow_on_cpu():
 
     assert _tf.default_backend() == "tensorflow"
     assert device.backend() == "tensorflow" and device.device_name() == "cpu"
-    assert device.precision_policy(True) == "float32"
+    assert device.precision_policy(False) == "float32"
     v = device.versions()
     assert v["backend"] == "tensorflow" and v["tensorflow"] and v["keras"]
+
+
+@pytest.mark.parametrize("flags, expected", [("fpu avx2 avx512f amx_bf16 amx_tile", True),
+                                             ("fpu avx2 avx512f avx512_bf16", True),
+                                             ("fpu avx2 avx512f avx512_fp16", False)])
+def test_cpu_has_bf16_reads_the_cpu_flags(tmp_path, flags, expected):
+    from fer_ensemble.training.device import cpu_has_bf16
+
+    info = tmp_path / "cpuinfo"
+    info.write_text(f"processor\t: 0\nmodel name\t: test\nflags\t\t: {flags}\n")
+    assert cpu_has_bf16(str(info)) is expected
+    assert cpu_has_bf16(str(tmp_path / "absent")) is False
+
+
+@pytest.mark.parametrize("has_bf16, expected", [(True, "mixed_bfloat16"), (False, "float32")])
+def test_mixed_precision_on_cpu_is_bf16_only_where_the_cpu_has_bf16_units(monkeypatch, has_bf16, expected):
+    from fer_ensemble.training import device
+
+    monkeypatch.setattr(device, "cpu_has_bf16", lambda: has_bf16)
+    assert device.precision_policy(True) == expected
+    assert device.precision_policy(False) == "float32"
+
+
+def test_bf16_member_trains_saves_and_reloads_on_cpu(monkeypatch, tmp_path, tiny_data):
+    """A mixed_precision member on a bf16 CPU trains in mixed_bfloat16, records it, leaves the
+    global policy at float32, and its saved model reloads and predicts as the run recorded."""
+    import keras
+
+    from fer_ensemble.training import device
+
+    monkeypatch.setattr(device, "cpu_has_bf16", lambda: True)
+    spec = ModelSpec(name="bf", builder="vgg_v1", args=TINY_ARGS, epochs=1, batch_size=32, learning_rate=0.003,
+                     mixed_precision=True, seed=5)
+    result = train_model(spec, tiny_data, tmp_path, progress=False)
+    assert result.sidecar["precision"] == "mixed_bfloat16"
+    assert keras.mixed_precision.global_policy().name == "float32"
+    model = keras.models.load_model(artifact_paths(tmp_path, "bf")["h5"], compile=False, safe_mode=True)
+    assert model.layers[1].dtype_policy.name == "mixed_bfloat16"
+    from fer_ensemble.data.pipeline import scale_images
+
+    x = scale_images(tiny_data.val.x[:16])
+    proba = np.asarray(model.predict(x, verbose=0), dtype=np.float32)
+    assert proba.dtype == np.float32 and np.allclose(proba.sum(axis=1), 1.0, atol=1e-3)
+    cached = np.load(artifact_paths(tmp_path, "bf")["preds.npz"])["val_proba"][:16]
+    assert np.allclose(proba, cached, atol=2e-2)
