@@ -427,3 +427,32 @@ def test_cpu_zoo_restart_takes_its_sources_recipe(name: str, source: str, view: 
     assert spec.replace(name=last.name, args=last.args, init_from=last.init_from, seed=last.seed,
                         **{k: getattr(last, k) for k in fields}) == last
     _assert_fresh_seeds(zoo, [name])
+
+
+def test_cpu2h_zoo_is_three_independent_shortened_resnet_chains():
+    """cpu2h.toml (the 2-hour zoo): res_q24's recipe (local contrast) for chains a and c, res_y24's
+    (raw faces) for b, shortened to 14 + 6 epochs in mixed precision; each restart from its own
+    chain's first phase with res_q24_ft's recipe; seeds unused by cpu.toml; and scripts/cpu2h.sh
+    trains exactly these phases, first phases before restarts."""
+    import re
+    from pathlib import Path
+
+    small, big = load_zoo("models_zoo/cpu2h.toml"), load_zoo("models_zoo/cpu.toml")
+    short = dict(epochs=14, patience=14, mixed_precision=True)
+    for name, recipe in (("r2h_a", "res_q24"), ("r2h_b", "res_y24"), ("r2h_c", "res_q24")):
+        spec, ref = small.get(name), big.get(recipe)
+        assert spec.init_from == "" and spec.replace(name=ref.name, seed=ref.seed, plateau_patience=ref.plateau_patience,
+                                                     **{k: getattr(ref, k) for k in short}) == ref
+        assert all(getattr(spec, k) == v for k, v in short.items())
+        ft, ref_ft = small.get(f"{name}_ft"), big.get(f"{recipe}_ft")
+        assert ft.init_from == name and (ft.builder, ft.args) == (spec.builder, spec.args)
+        assert ft.epochs == 6 and ft.mixed_precision
+        assert ft.replace(name=ref_ft.name, init_from=ref_ft.init_from, seed=ref_ft.seed, epochs=ref_ft.epochs,
+                          patience=ref_ft.patience, plateau_patience=ref_ft.plateau_patience,
+                          mixed_precision=False) == ref_ft
+    seeds = [m.seed for m in small.models]
+    assert len(set(seeds)) == len(seeds) and not set(seeds) & {m.seed for m in big.models}
+    script = (Path(__file__).resolve().parents[2] / "scripts" / "cpu2h.sh").read_text()
+    phases = re.search(r"for phase in ([^;]+);", script).group(1).split()
+    assert [p.split(":") for p in phases] == [[m.name, str(m.epochs)] for m in
+                                              sorted(small.models, key=lambda m: bool(m.init_from))]
