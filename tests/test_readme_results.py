@@ -127,3 +127,28 @@ def test_budget_table_matches_the_budget_runs(summary):
         assert _number(r[3]) == pytest.approx(100 * manifest["test_accuracy"], abs=0.0051), r[0]
         assert _number(r[4]) == pytest.approx(best, abs=0.0051), r[0]
         assert _number(r[5]) == pytest.approx(100 * manifest["test_accuracy"] - best, abs=0.0051), r[0]
+
+
+def test_two_hour_zoo_table_matches_its_run():
+    """README's 2-hour zoo table: each member's epochs, wall time, PublicTest and PrivateTest (flip
+    TTA) as its sidecar holds them; the rule's pick as ensemble.json holds it, with its margin over
+    the zoo's own best member; and the members' summed cost within the 2 hours."""
+    from fer_ensemble.ensemble.budget import member_cost
+
+    run = RESULTS.parent / "fer2013-cpu2h"
+    metas = {p.stem: json.loads(p.read_text()) for p in run.glob("r2h_*.json")}
+    assert metas and sum(member_cost(m) for m in metas.values()) <= 7200
+    rows = [r for r in _rows() if r and r[0] in metas]
+    assert sorted(r[0] for r in rows) == sorted(metas)
+    for r in rows:
+        m = metas[r[0]]
+        assert int(r[1]) == m["epochs_run"], r[0]
+        assert _number(r[2].replace(",", "")) == pytest.approx(m["wall_time_s"], abs=0.51), r[0]
+        assert _number(r[3]) == pytest.approx(100 * m["metrics"]["val"]["accuracy"], abs=0.0051), r[0]
+        assert _number(r[4]) == pytest.approx(100 * m["metrics"]["test"]["accuracy"], abs=0.0051), r[0]
+    manifest = json.loads((run / "ensemble.json").read_text())
+    best = max(100 * m["metrics"]["test"]["accuracy"] for m in metas.values())
+    pick = next(r for r in _rows() if r[0].startswith("**rule's pick"))
+    assert _number(pick[3]) == pytest.approx(100 * manifest["val_accuracy"], abs=0.0051)
+    assert _number(pick[4]) == pytest.approx(100 * manifest["test_accuracy"], abs=0.0051)
+    assert f"{100 * manifest['test_accuracy'] - best:+.2f} over the best member" in pick[4]
