@@ -64,8 +64,8 @@ def cpu_has_bf16(cpuinfo: str = "/proc/cpuinfo") -> bool:
 
 def precision_policy(requested: bool) -> str:
     """mixed_bfloat16 on Hopper and newer (compute capability >= 9), mixed_float16 on other GPUs;
-    on CPU, mixed_bfloat16 where the CPU has bf16 units (AMX / AVX512-BF16: 1.4-1.8x faster,
-    benchmarks/bench_precision.py), float32 elsewhere (emulated bf16 slows training)."""
+    on CPU, mixed_bfloat16 where the CPU has bf16 units (AMX / AVX512-BF16: 1.0-1.5x on ready tensors in
+    benchmarks/bench_precision.py, no gain measured in FER2013 training), float32 elsewhere."""
     if not requested:
         return "float32"
     if not gpus():
