@@ -19,11 +19,13 @@ mkdir -p "$RUN"
 
 fits() {  # fits NAME EPOCHS: exit 0 if the phase fits what is left of the budget
   "$PY" - "$RUN" "$1" "$2" "$BUDGET" <<'PY'
-import json, sys
+import sys
 from pathlib import Path
+from fer_ensemble._io import read_json
 from fer_ensemble.ensemble.budget import member_cost
+from fer_ensemble.errors import EnsembleError
 run, name, epochs, budget = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
-metas = [json.loads(p.read_text()) for p in sorted(run.glob("*.json")) if not p.name.startswith(".")]
+metas = [read_json(p, EnsembleError) for p in sorted(run.glob("*.json")) if not p.name.startswith(".")]
 metas = [m for m in metas if "wall_time_s" in m and m.get("name") != name]
 spent = sum(member_cost(m) for m in metas)
 rate = max([member_cost(m) / m["epochs_run"] for m in metas if m.get("epochs_run")], default=120.0)
