@@ -152,3 +152,31 @@ def test_two_hour_zoo_table_matches_its_run():
     assert _number(pick[3]) == pytest.approx(100 * manifest["val_accuracy"], abs=0.0051)
     assert _number(pick[4]) == pytest.approx(100 * manifest["test_accuracy"], abs=0.0051)
     assert f"{100 * manifest['test_accuracy'] - best:+.2f} over the best member" in pick[4]
+
+
+def test_strided_stem_probe_table_and_means_match_its_run():
+    """README's stem-stride probe: each member's epochs, wall time and PublicTest as its sidecar holds
+    them, and the PublicTest means quoted against the better member (probe and r2h chains)."""
+    probe, chains = RESULTS.parent / "fer2013-cpu2h-probe", RESULTS.parent / "fer2013-cpu2h"
+    metas = {p.stem: json.loads(p.read_text()) for p in probe.glob("p_*.json")}
+    rows = [r for r in _rows() if r and r[0].split(" ")[0] in metas]
+    assert sorted(r[0].split(" ")[0] for r in rows) == sorted(metas) and len(metas) == 2
+    for r in rows:
+        m = metas[r[0].split(" ")[0]]
+        assert m["spec"]["args"]["stem_stride"] == 2 and m["tta"] == "flip"
+        assert int(r[1]) == m["epochs_run"], r[0]
+        assert _number(r[2].replace(",", "")) == pytest.approx(m["wall_time_s"], abs=0.51), r[0]
+        assert _number(r[3]) == pytest.approx(100 * m["metrics"]["val"]["accuracy"], abs=0.0051), r[0]
+    text = (ROOT / "README.md").read_text()
+
+    def mean_and_gain(run, names):
+        caches = [np.load(run / f"{n}.preds.npz") for n in names]
+        y = caches[0]["val_y"]
+        accs = [100 * (c["val_proba"].argmax(1) == y).mean() for c in caches]
+        mean = 100 * (sum(c["val_proba"] for c in caches).argmax(1) == y).mean()
+        return mean, mean - max(accs)
+
+    mean, gain = mean_and_gain(probe, sorted(metas))
+    assert f"Their mean reaches {mean:.2f}% ({gain:+.2f} over the better)" in text
+    mean, gain = mean_and_gain(chains, ["r2h_a", "r2h_b", "r2h_c"])
+    assert f"the three r2h chains' mean: {mean:.2f}%, {gain:+.2f}" in text
