@@ -129,6 +129,15 @@ def test_budget_table_matches_the_budget_runs(summary):
         assert _number(r[5]) == pytest.approx(100 * manifest["test_accuracy"] - best, abs=0.0051), r[0]
 
 
+def _assert_row_matches_sidecar(row: list[str], meta: dict, private: bool) -> None:
+    """A member row `name | epochs | wall (s) | PublicTest [| PrivateTest]` as its sidecar holds it."""
+    assert int(row[1]) == meta["epochs_run"], row[0]
+    assert _number(row[2].replace(",", "")) == pytest.approx(meta["wall_time_s"], abs=0.51), row[0]
+    assert _number(row[3]) == pytest.approx(100 * meta["metrics"]["val"]["accuracy"], abs=0.0051), row[0]
+    if private:
+        assert _number(row[4]) == pytest.approx(100 * meta["metrics"]["test"]["accuracy"], abs=0.0051), row[0]
+
+
 def test_two_hour_zoo_table_matches_its_run():
     """README's 2-hour zoo table: each member's epochs, wall time, PublicTest and PrivateTest (flip
     TTA) as its sidecar holds them; the rule's pick as ensemble.json holds it, with its margin over
@@ -141,11 +150,7 @@ def test_two_hour_zoo_table_matches_its_run():
     rows = [r for r in _rows() if r and r[0] in metas]
     assert sorted(r[0] for r in rows) == sorted(metas)
     for r in rows:
-        m = metas[r[0]]
-        assert int(r[1]) == m["epochs_run"], r[0]
-        assert _number(r[2].replace(",", "")) == pytest.approx(m["wall_time_s"], abs=0.51), r[0]
-        assert _number(r[3]) == pytest.approx(100 * m["metrics"]["val"]["accuracy"], abs=0.0051), r[0]
-        assert _number(r[4]) == pytest.approx(100 * m["metrics"]["test"]["accuracy"], abs=0.0051), r[0]
+        _assert_row_matches_sidecar(r, metas[r[0]], private=True)
     manifest = json.loads((run / "ensemble.json").read_text())
     best = max(100 * m["metrics"]["test"]["accuracy"] for m in metas.values())
     pick = next(r for r in _rows() if r[0].startswith("**rule's pick"))
@@ -164,9 +169,7 @@ def test_strided_stem_probe_table_and_means_match_its_run():
     for r in rows:
         m = metas[r[0].split(" ")[0]]
         assert m["spec"]["args"]["stem_stride"] == 2 and m["tta"] == "flip"
-        assert int(r[1]) == m["epochs_run"], r[0]
-        assert _number(r[2].replace(",", "")) == pytest.approx(m["wall_time_s"], abs=0.51), r[0]
-        assert _number(r[3]) == pytest.approx(100 * m["metrics"]["val"]["accuracy"], abs=0.0051), r[0]
+        _assert_row_matches_sidecar(r, m, private=False)
     text = (ROOT / "README.md").read_text()
 
     def mean_and_gain(run, names):

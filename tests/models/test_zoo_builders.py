@@ -83,6 +83,7 @@ def test_resnet_paper_head_bn_puts_batch_norm_and_relu_before_the_pooling():
     assert names.index("head_relu") == names.index("pool") - 1 and "head_bn" not in [l.name for l in plain.layers]
     assert headed.count_params() == plain.count_params() + 4 * 16  # BN: gamma, beta, mean, variance
 
+
 @pytest.mark.parametrize("builder", ["resnet18", "resnet34"])
 def test_resnet_stem_stride_halves_every_stage_and_keeps_the_weights(builder: str):
     plain = create_model(builder, filters=8)
@@ -94,7 +95,6 @@ def test_resnet_stem_stride_halves_every_stage_and_keeps_the_weights(builder: st
     last = [layer.name for layer in fast.layers if layer.name.endswith("_out")][-1]
     assert fast.get_layer(last).output.shape[1:3] == (3, 3)
     assert plain.get_layer(last).output.shape[1:3] == (6, 6)
-
 
 
 def test_quick_zoo_builds():
