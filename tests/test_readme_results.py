@@ -3,6 +3,7 @@ artifacts in results/fer2013-cpu/ (sidecars, prediction caches, the report's sum
 and search_cv.json), so a table edited by hand or left behind by a new search fails here."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from pathlib import Path
@@ -127,6 +128,30 @@ def test_budget_table_matches_the_budget_runs(summary):
         assert _number(r[3]) == pytest.approx(100 * manifest["test_accuracy"], abs=0.0051), r[0]
         assert _number(r[4]) == pytest.approx(best, abs=0.0051), r[0]
         assert _number(r[5]) == pytest.approx(100 * manifest["test_accuracy"] - best, abs=0.0051), r[0]
+
+
+def test_budget_oracle_table_matches_its_output_and_the_2_hour_scan_reproduces():
+    """README's "Any subset, chosen on the test split" rows as oracle_test.json holds them; the 2-hour
+    budget's scan (0.1 s) is rerun on the committed caches and must give the committed answer."""
+    spec = importlib.util.spec_from_file_location("budget_oracle", ROOT / "scripts" / "budget_oracle.py")
+    oracle = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(oracle)
+    saved = json.loads((RESULTS.parent / "fer2013-cpu-budget" / "oracle_test.json").read_text())["budgets"]
+    rows = [r for r in _rows() if len(r) == 5 and re.match(r"[\d,]+ s \(\d h\)$", r[0])]
+    assert [int(r[0].split()[0].replace(",", "")) for r in rows] == [b["budget_s"] for b in saved] == [
+        7200, 10800, 14400]
+    for r, b in zip(rows, saved):
+        assert (int(r[1].replace(",", "")), int(r[2])) == (b["subsets"], b["meeting_goal"]), r[0]
+        for cell, key in ((r[3], "best_margin_at_min_accuracy"), (r[4], "best_accuracy_at_min_margin")):
+            acc, margin = (float(x) for x in re.findall(r"[-+]?\d+\.\d+", cell))
+            assert (acc, margin) == pytest.approx((100 * b[key]["ensemble_accuracy"], 100 * b[key]["margin"]),
+                                                  abs=0.0051), r[0]
+    from fer_ensemble.ensemble.budget import run_metas
+    from fer_ensemble.ensemble.run_search import load_caches
+
+    caches = load_caches(RESULTS)
+    again = oracle.oracle(caches, run_metas(RESULTS, caches["names"]), 7200)
+    assert again == {k: v for k, v in saved[0].items() if k != "scan_s"}
 
 
 def _assert_row_matches_sidecar(row: list[str], meta: dict, private: bool) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
+from typing import Iterator
 
 from .._io import atomic_dir, read_json, write_json
 from ..errors import EnsembleError
@@ -71,6 +72,49 @@ def budget_pool(ranked: list[str], metas: dict[str, dict], seconds: float) -> tu
     return admitted, spent
 
 
+def run_metas(run_dir: str | os.PathLike, names: list[str]) -> dict[str, dict]:
+    """Every member sidecar (NAME.json) in `run_dir`, by name; each of `names` (the members with a
+    prediction cache) must have one."""
+    run_dir = Path(run_dir)
+    metas = {}
+    for f in sorted(run_dir.glob("*.json")):
+        if f.name.startswith("."):   # an interrupted write's temporary file
+            continue
+        meta = read_json(f, EnsembleError)
+        if isinstance(meta, dict) and "metrics" in meta and "name" in meta:   # a member's sidecar
+            metas[meta["name"]] = meta
+    missing = [n for n in names if n not in metas]
+    if missing:
+        raise EnsembleError(f"{run_dir}: prediction caches without a sidecar: {', '.join(missing)}")
+    return metas
+
+
+def affordable_subsets(names: list[str], metas: dict[str, dict],
+                       seconds: float) -> Iterator[tuple[tuple[str, ...], frozenset[str], float]]:
+    """Every non-empty subset of `names` whose training, ancestors included, fits `seconds`.
+
+    Yields (subset, the members training it needs, their summed cost), depth first: each subset
+    comes right after the subsets it extends, so a caller can keep running sums on a stack.
+    Whatever it costs to find, this is the whole space a budget could buy from these members.
+    """
+    if seconds <= 0:
+        raise EnsembleError(f"budget must be positive, got {seconds} s")
+    need = {n: frozenset(lineage(n, metas)) for n in names}
+    cost = {m: member_cost(metas[m], f"{m}.json") for n in names for m in need[n]}
+    pool = [n for n in names if sum(cost[m] for m in need[n]) <= seconds]   # the rest never fit
+
+    def extend(subset, trained, spent, start):
+        for j in range(start, len(pool)):
+            new = need[pool[j]] - trained
+            total = spent + sum(cost[m] for m in new)
+            if total <= seconds:
+                grown = subset + (pool[j],)
+                yield grown, trained | new, total
+                yield from extend(grown, trained | new, total, j + 1)
+
+    yield from extend((), frozenset(), 0.0, 0)
+
+
 def write_budget_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, seconds: float) -> dict:
     """Copy the members `seconds` of training buys from `run_dir` into `out_dir` (replaced as a
     whole; refused if it holds anything but an earlier budget run); return budget.json's content."""
@@ -82,17 +126,8 @@ def write_budget_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, sec
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / BUDGET_FILE).exists():
         raise EnsembleError(f"{out_dir}: exists and is not a budget run (no {BUDGET_FILE}); choose another folder")
     caches = load_caches(run_dir)
-    metas = {}
-    for f in sorted(run_dir.glob("*.json")):
-        if f.name.startswith("."):   # an interrupted write's temporary file
-            continue
-        meta = read_json(f, EnsembleError)
-        if isinstance(meta, dict) and "metrics" in meta and "name" in meta:   # a member's sidecar
-            metas[meta["name"]] = meta
+    metas = run_metas(run_dir, caches["names"])
     names = caches["names"]
-    missing = [n for n in names if n not in metas]
-    if missing:
-        raise EnsembleError(f"{run_dir}: prediction caches without a sidecar: {', '.join(missing)}")
     acc = member_accuracy(caches["val_proba"], caches["val_y"])
     admitted, spent = budget_pool([names[i] for i in ranked_indices(acc, names)], metas, seconds)
     val = {n: float(acc[i]) for i, n in enumerate(names)}

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from fer_ensemble.ensemble import search_run
-from fer_ensemble.ensemble.budget import BUDGET_FILE, budget_pool, lineage, member_cost, write_budget_run
+from fer_ensemble.ensemble.budget import (BUDGET_FILE, affordable_subsets, budget_pool, lineage, member_cost,
+                                          write_budget_run)
 from fer_ensemble.errors import EnsembleError
 
 CLASSES = ["a", "b", "c"]
@@ -44,6 +45,27 @@ def test_budget_pool_admits_ancestors_and_skips_what_does_not_fit():
     assert budget_pool(["a_ft"], metas, 1000)[0] == ["a", "a_ft"]
     with pytest.raises(EnsembleError, match="budget must be positive"):
         budget_pool(["a"], metas, 0)
+
+
+def test_affordable_subsets_are_every_subset_that_fits_with_its_ancestors_depth_first():
+    metas = {"a": _meta("a", 50), "a_ft": _meta("a_ft", 30, "a"), "b": _meta("b", 40), "c": _meta("c", 15)}
+    got = list(affordable_subsets(["a", "a_ft", "b", "c"], metas, 100))
+    # Brute force over all 15 subsets, each priced with its ancestors.
+    want = set()
+    for mask in range(1, 16):
+        subset = tuple(n for i, n in enumerate(["a", "a_ft", "b", "c"]) if mask >> i & 1)
+        trained = {m for n in subset for m in lineage(n, metas)}
+        if sum(metas[m]["wall_time_s"] for m in trained) <= 100:
+            want.add((subset, frozenset(trained)))
+    assert {(s, t) for s, t, _ in got} == want and len(got) == len(want)
+    assert (("a_ft", "c"), frozenset({"a", "a_ft", "c"}), 95.0) in got
+    assert not any({"a_ft", "b"} <= set(s) for s, _, _ in got)          # 120 s with a: too dear
+    seen = set()
+    for subset, _, _ in got:                                             # each comes after its prefix
+        assert len(subset) == 1 or subset[:-1] in seen
+        seen.add(subset)
+    with pytest.raises(EnsembleError, match="budget must be positive"):
+        next(affordable_subsets(["a"], metas, -1))
 
 
 def _run(tmp_path, rng):
