@@ -43,7 +43,7 @@ def oracle(caches: dict, metas: dict, seconds: float, split: str = "test", min_a
     sums: list[np.ndarray] = []
     count = meeting = 0
     best = {"accuracy": None, "margin_at_line": None, "accuracy_at_margin": None}
-    keys = {"accuracy": None, "margin_at_line": None, "accuracy_at_margin": None}
+    score = dict.fromkeys(best)                    # the value each record in `best` won with
     for subset, trained, spent in affordable_subsets(names, metas, seconds):
         depth = len(subset)
         del sums[depth - 1:]                       # depth first: the prefix's sum is on top
@@ -56,8 +56,8 @@ def oracle(caches: dict, metas: dict, seconds: float, split: str = "test", min_a
         meeting += ens >= min_accuracy and margin >= min_margin
         for key, ok, value in (("accuracy", True, ens), ("margin_at_line", ens >= min_accuracy, margin),
                                ("accuracy_at_margin", margin >= min_margin, ens)):
-            if ok and (keys[key] is None or value > keys[key]):
-                keys[key] = value
+            if ok and (score[key] is None or value > score[key]):
+                score[key] = value
                 best[key] = _record(subset, trained, spent, ens, best_name, acc[best_name])
     return {"budget_s": seconds, "split": split, "subsets": count, "meeting_goal": int(meeting),
             "goal": {"min_accuracy": min_accuracy, "min_margin": min_margin},
