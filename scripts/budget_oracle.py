@@ -3,10 +3,12 @@
 An upper bound for `fer-ensemble budget`: that command admits members by validation accuracy, as a
 real run would have to; this one tries *every* subset of the run's members whose training
 (fine-tuning ancestors included, each priced by its sidecar as `fer-ensemble budget` prices it)
-fits the budget, scores the plain mean of each on the chosen split, and compares it with the best
-member the subset's training produced (ancestors count: they were trained). With `--split test`
-(the default) the subsets are chosen *on the test split itself*: hindsight no real run has, so a
-budget for which even this finds nothing cannot meet the goal with these members. Prints JSON:
+fits the budget, scores each subset's ensemble on the chosen split (the plain mean by default;
+`--method accuracy|recall` weights members as `fer-ensemble search` does, fitted on validation),
+and compares it with the best member the subset's training produced (ancestors count: they were
+trained). With `--split test` (the default) the subsets are chosen *on the test split itself*:
+hindsight no real run has, so a budget for which even this finds nothing cannot meet the goal
+with these members. Prints JSON:
 
     python scripts/budget_oracle.py results/fer2013-cpu --seconds 7200 10800 14400
 """
@@ -21,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_ensemble.ensemble.budget import affordable_subsets, run_metas
+from fer_ensemble.ensemble.combine import _EPS, fit_weights
 from fer_ensemble.ensemble.run_search import load_caches
 from fer_ensemble.errors import EnsembleError
 
@@ -33,22 +36,36 @@ def _record(subset, trained, spent, ens, best_name, best_acc) -> dict:
             "best_member_accuracy": round(float(best_acc), 4), "margin": round(float(ens - best_acc), 4)}
 
 
+def member_weights(caches: dict, method: str) -> np.ndarray:
+    """(M, C) weight of each member for each class, fitted on validation as `search` fits them: a
+    subset's `method` ensemble is argmax(sum of w * proba / sum of w), which running sums give."""
+    m, _, c = caches["val_proba"].shape
+    weights = fit_weights(method, caches["val_proba"], caches["val_y"])
+    if weights is None:
+        return np.ones((m, c))
+    return np.broadcast_to(weights[:, None], (m, c)) if weights.ndim == 1 else weights
+
+
 def oracle(caches: dict, metas: dict, seconds: float, split: str = "test", min_accuracy: float = 0.70,
-           min_margin: float = 0.02) -> dict:
-    """Scan every affordable subset's mean on `split`; report the goal's two lines' best trade-offs."""
+           min_margin: float = 0.02, method: str = "mean") -> dict:
+    """Scan every affordable subset's `method` ensemble on `split`; report the goal's two lines'
+    best trade-offs."""
     proba_key, y_key = SPLITS[split]
     proba, y, names = caches[proba_key], caches[y_key], caches["names"]
     acc = {n: float((proba[i].argmax(1) == y).mean()) for i, n in enumerate(names)}
     index = {n: i for i, n in enumerate(names)}
-    sums: list[np.ndarray] = []
+    weights = member_weights(caches, method)
+    sums: list[tuple[np.ndarray, np.ndarray]] = []   # (sum of w * proba, sum of w) per depth
     count = meeting = 0
     best = {"accuracy": None, "margin_at_line": None, "accuracy_at_margin": None}
     score = dict.fromkeys(best)                    # the value each record in `best` won with
     for subset, trained, spent in affordable_subsets(names, metas, seconds):
         depth = len(subset)
-        del sums[depth - 1:]                       # depth first: the prefix's sum is on top
-        sums.append(proba[index[subset[-1]]] + (sums[-1] if sums else 0.0))
-        ens = float((sums[-1].argmax(1) == y).mean())
+        del sums[depth - 1:]                       # depth first: the prefix's sums are on top
+        i = index[subset[-1]]
+        num, den = sums[-1] if sums else (0.0, 0.0)
+        sums.append((num + weights[i] * proba[i], den + weights[i]))
+        ens = float(((sums[-1][0] / np.maximum(sums[-1][1], _EPS)).argmax(1) == y).mean())
         scored = [m for m in trained if m in acc]  # an ancestor without a cache cannot be scored
         best_name = max(scored, key=lambda m: (acc[m], m))
         margin = ens - acc[best_name]
@@ -59,7 +76,7 @@ def oracle(caches: dict, metas: dict, seconds: float, split: str = "test", min_a
             if ok and (score[key] is None or value > score[key]):
                 score[key] = value
                 best[key] = _record(subset, trained, spent, ens, best_name, acc[best_name])
-    return {"budget_s": seconds, "split": split, "subsets": count, "meeting_goal": int(meeting),
+    return {"budget_s": seconds, "split": split, "method": method, "subsets": count, "meeting_goal": int(meeting),
             "goal": {"min_accuracy": min_accuracy, "min_margin": min_margin},
             "best_accuracy": best["accuracy"], "best_margin_at_min_accuracy": best["margin_at_line"],
             "best_accuracy_at_min_margin": best["accuracy_at_margin"]}
@@ -71,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, nargs="+", required=True, help="training budgets in seconds")
     ap.add_argument("--split", choices=sorted(SPLITS), default="test",
                     help="the split subsets are scored and chosen on (default: test, the oracle)")
+    ap.add_argument("--method", choices=("mean", "accuracy", "recall"), default="mean",
+                    help="how a subset is combined; weights are fitted on validation, as search fits them")
     ap.add_argument("--min-accuracy", type=float, default=0.70)
     ap.add_argument("--min-margin", type=float, default=0.02)
     args = ap.parse_args(argv)
@@ -80,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         out = []
         for seconds in args.seconds:
             start = time.perf_counter()
-            result = oracle(caches, metas, seconds, args.split, args.min_accuracy, args.min_margin)
+            result = oracle(caches, metas, seconds, args.split, args.min_accuracy, args.min_margin, args.method)
             out.append({**result, "scan_s": round(time.perf_counter() - start, 1)})
     except EnsembleError as e:
         print(f"budget_oracle: {e}", file=sys.stderr)

@@ -7,6 +7,9 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
+
+from fer_ensemble.ensemble.combine import combine, fit_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("budget_oracle", ROOT / "scripts" / "budget_oracle.py")
@@ -80,3 +83,46 @@ def test_validation_split_and_a_run_without_sidecars(tmp_path, capsys):
     (run / "q.json").unlink()
     assert budget_oracle.main([str(run), "--seconds", "60"]) == 1
     assert "prediction caches without a sidecar: q" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["mean", "accuracy", "recall"])
+def test_running_sums_score_every_subset_as_the_package_combines_it(tmp_path, method):
+    """Random members of uneven per-class skill: the oracle's scan equals combine() on each subset."""
+    rng = np.random.default_rng(3)
+    run = tmp_path / "run"
+    run.mkdir()
+    names, walls = ["a", "a_ft", "b", "c", "d"], [40, 20, 30, 25, 35]
+    skills = rng.uniform(0.2, 0.9, (5, 3))                         # per member, per class
+    for k, (name, wall) in enumerate(zip(names, walls)):
+        proba = {}
+        for split in ("val", "test"):
+            p = rng.dirichlet(np.ones(3), N)
+            hit = rng.random(N) < skills[k, Y]
+            p[hit, Y[hit]] += 1.0
+            proba[split] = p / p.sum(1, keepdims=True)
+        np.savez(run / f"{name}.preds.npz", val_proba=proba["val"], val_y=Y, test_proba=proba["test"], test_y=Y,
+                 class_names=np.array(["a", "b", "c"]))
+        parent = "a" if name == "a_ft" else None
+        (run / f"{name}.json").write_text(json.dumps({"name": name, "wall_time_s": wall, "metrics": {},
+                                                      "initialized_from": {"name": parent} if parent else None}))
+    from fer_ensemble.ensemble.budget import run_metas
+    from fer_ensemble.ensemble.run_search import load_caches
+
+    caches = load_caches(run)
+    got = budget_oracle.oracle(caches, run_metas(run, names), 100, "test", 0.5, 0.0, method)
+    weights = fit_weights(method, caches["val_proba"], caches["val_y"])
+    acc = (caches["test_proba"].argmax(2) == Y).mean(1)
+    fits = meets = 0
+    top = -1.0
+    for k in range(1, 6):
+        for subset in itertools.combinations(range(5), k):
+            trained = set(subset) | ({0} if 1 in subset else set())
+            if sum(walls[i] for i in trained) > 100:
+                continue
+            w = None if weights is None else weights[list(subset)]
+            ens = (combine(caches["test_proba"][list(subset)], method, w).argmax(1) == Y).mean()
+            fits += 1
+            meets += ens >= 0.5 and ens >= max(acc[i] for i in trained)
+            top = max(top, ens)
+    assert (got["subsets"], got["meeting_goal"], got["method"]) == (fits, meets, method)
+    assert got["best_accuracy"]["ensemble_accuracy"] == pytest.approx(top, abs=5e-5)

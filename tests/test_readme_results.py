@@ -146,6 +146,13 @@ def test_budget_oracle_table_matches_its_output_and_the_2_hour_scan_reproduces()
             acc, margin = (float(x) for x in re.findall(r"[-+]?\d+\.\d+", cell))
             assert (acc, margin) == pytest.approx((100 * b[key]["ensemble_accuracy"], 100 * b[key]["margin"]),
                                                   abs=0.0051), r[0]
+    text = " ".join((ROOT / "README.md").read_text().split())
+    weighted = [json.loads((RESULTS.parent / "fer2013-cpu-budget" / f"oracle_test_{m}.json").read_text())["budgets"]
+                for m in ("accuracy", "recall")]
+    assert all(b[0]["meeting_goal"] == b[1]["meeting_goal"] == 0 for b in weighted)   # "no 2- or 3-hour subset"
+    margins = " and ".join(f"{100 * b[0]['best_margin_at_min_accuracy']['margin']:+.2f}" for b in weighted)
+    assert f"highest 2-hour margins at >= 70%: {margins})" in text
+    assert f"and {weighted[0][2]['meeting_goal']} and {weighted[1][2]['meeting_goal']} of the 4-hour ones do" in text
     from fer_ensemble.ensemble.budget import run_metas
     from fer_ensemble.ensemble.run_search import load_caches
 
