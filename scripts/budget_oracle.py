@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from fer_ensemble.ensemble.budget import affordable_subsets, run_metas
-from fer_ensemble.ensemble.combine import _EPS, fit_weights
+from fer_ensemble.ensemble.combine import _EPS, fit_weights, member_accuracy
 from fer_ensemble.ensemble.run_search import load_caches
 from fer_ensemble.errors import EnsembleError
 
@@ -52,7 +52,7 @@ def oracle(caches: dict, metas: dict, seconds: float, split: str = "test", min_a
     best trade-offs."""
     proba_key, y_key = SPLITS[split]
     proba, y, names = caches[proba_key], caches[y_key], caches["names"]
-    acc = {n: float((proba[i].argmax(1) == y).mean()) for i, n in enumerate(names)}
+    acc = dict(zip(names, member_accuracy(proba, y).tolist()))
     index = {n: i for i, n in enumerate(names)}
     weights = member_weights(caches, method)
     sums: list[tuple[np.ndarray, np.ndarray]] = []   # (sum of w * proba, sum of w) per depth

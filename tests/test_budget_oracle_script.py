@@ -1,20 +1,16 @@
 """scripts/budget_oracle.py: every affordable subset is scored, and the goal's trade-offs found."""
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from fer_ensemble.ensemble.combine import combine, fit_weights
+from tests.helpers import load_script
 
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("budget_oracle", ROOT / "scripts" / "budget_oracle.py")
-budget_oracle = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(budget_oracle)
+budget_oracle = load_script("budget_oracle")
 
 N = 100
 Y = np.arange(N) % 3
@@ -28,13 +24,18 @@ def _proba(correct):
     return p
 
 
-def _member(run, name, right, wall, parent=None, val_right=None):
-    correct = np.isin(np.arange(N), right)
-    val = correct if val_right is None else np.isin(np.arange(N), val_right)
-    np.savez(run / f"{name}.preds.npz", val_proba=_proba(val), val_y=Y, test_proba=_proba(correct), test_y=Y,
+def _write(run, name, val_proba, test_proba, wall, parent=None):
+    """A member's prediction cache and the sidecar fields the oracle reads (cost, lineage)."""
+    np.savez(run / f"{name}.preds.npz", val_proba=val_proba, val_y=Y, test_proba=test_proba, test_y=Y,
              class_names=np.array(["a", "b", "c"]))
     (run / f"{name}.json").write_text(json.dumps({"name": name, "wall_time_s": wall, "metrics": {},
                                                   "initialized_from": {"name": parent} if parent else None}))
+
+
+def _member(run, name, right, wall, parent=None, val_right=None):
+    correct = np.isin(np.arange(N), right)
+    val = correct if val_right is None else np.isin(np.arange(N), val_right)
+    _write(run, name, _proba(val), _proba(correct), wall, parent)
 
 
 def _zoo(tmp_path):
@@ -100,11 +101,7 @@ def test_running_sums_score_every_subset_as_the_package_combines_it(tmp_path, me
             hit = rng.random(N) < skills[k, Y]
             p[hit, Y[hit]] += 1.0
             proba[split] = p / p.sum(1, keepdims=True)
-        np.savez(run / f"{name}.preds.npz", val_proba=proba["val"], val_y=Y, test_proba=proba["test"], test_y=Y,
-                 class_names=np.array(["a", "b", "c"]))
-        parent = "a" if name == "a_ft" else None
-        (run / f"{name}.json").write_text(json.dumps({"name": name, "wall_time_s": wall, "metrics": {},
-                                                      "initialized_from": {"name": parent} if parent else None}))
+        _write(run, name, proba["val"], proba["test"], wall, "a" if name == "a_ft" else None)
     from fer_ensemble.ensemble.budget import run_metas
     from fer_ensemble.ensemble.run_search import load_caches
 

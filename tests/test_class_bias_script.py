@@ -1,16 +1,13 @@
 """scripts/class_bias.py: a shifted class prior is found on validation and undone on test."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("class_bias", ROOT / "scripts" / "class_bias.py")
-class_bias = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(class_bias)
+from tests.helpers import load_script
+
+class_bias = load_script("class_bias")
 
 
 def _member(rng, n, shift):

@@ -1,17 +1,14 @@
 """scripts/pack_fer2013.py: lossless, smaller than plain xz of the pixels, damage refused."""
 from __future__ import annotations
 
-import importlib.util
 import lzma
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("pack_fer2013", ROOT / "scripts" / "pack_fer2013.py")
-pack_fer2013 = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(pack_fer2013)
+from tests.helpers import load_script
+
+pack_fer2013 = load_script("pack_fer2013")
 
 
 def _faces(n: int) -> np.ndarray:

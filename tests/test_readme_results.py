@@ -3,7 +3,6 @@ artifacts in results/fer2013-cpu/ (sidecars, prediction caches, the report's sum
 and search_cv.json), so a table edited by hand or left behind by a new search fails here."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -11,6 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from tests.helpers import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results" / "fer2013-cpu"
@@ -133,9 +134,7 @@ def test_budget_table_matches_the_budget_runs(summary):
 def test_budget_oracle_table_matches_its_output_and_the_2_hour_scan_reproduces():
     """README's "Any subset, chosen on the test split" rows as oracle_test.json holds them; the 2-hour
     budget's scan (0.1 s) is rerun on the committed caches and must give the committed answer."""
-    spec = importlib.util.spec_from_file_location("budget_oracle", ROOT / "scripts" / "budget_oracle.py")
-    oracle = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(oracle)
+    oracle = load_script("budget_oracle")
     saved = json.loads((RESULTS.parent / "fer2013-cpu-budget" / "oracle_test.json").read_text())["budgets"]
     rows = [r for r in _rows() if len(r) == 5 and re.match(r"[\d,]+ s \(\d h\)$", r[0])]
     assert [int(r[0].split()[0].replace(",", "")) for r in rows] == [b["budget_s"] for b in saved] == [

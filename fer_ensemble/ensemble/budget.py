@@ -108,9 +108,9 @@ def affordable_subsets(names: list[str], metas: dict[str, dict],
             new = need[pool[j]] - trained
             total = spent + sum(cost[m] for m in new)
             if total <= seconds:
-                grown = subset + (pool[j],)
-                yield grown, trained | new, total
-                yield from extend(grown, trained | new, total, j + 1)
+                grown, grown_trained = subset + (pool[j],), trained | new
+                yield grown, grown_trained, total
+                yield from extend(grown, grown_trained, total, j + 1)
 
     yield from extend((), frozenset(), 0.0, 0)
 
