@@ -10,7 +10,7 @@ trained). With `--split test` (the default) the subsets are chosen *on the test 
 hindsight no real run has, so a budget for which even this finds nothing cannot meet the goal
 with these members. Prints JSON:
 
-    python scripts/budget_oracle.py results/fer2013-cpu --seconds 7200 10800 14400
+    python scripts/budget_oracle.py results/fer2013-cpu --seconds 7200 10800 14400 --out oracle.json
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from fer_ensemble._io import write_json
 from fer_ensemble.ensemble.budget import affordable_subsets, run_metas
 from fer_ensemble.ensemble.combine import _EPS, fit_weights, member_accuracy
 from fer_ensemble.ensemble.run_search import load_caches
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="the split subsets are scored and chosen on (default: test, the oracle)")
     ap.add_argument("--method", choices=("mean", "accuracy", "recall"), default="mean",
                     help="how a subset is combined; weights are fitted on validation, as search fits them")
+    ap.add_argument("--out", help="also write the JSON to this file (atomically: a failed scan leaves none)")
     ap.add_argument("--min-accuracy", type=float, default=0.70)
     ap.add_argument("--min-margin", type=float, default=0.02)
     args = ap.parse_args(argv)
@@ -104,7 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     except EnsembleError as e:
         print(f"budget_oracle: {e}", file=sys.stderr)
         return 1
-    print(json.dumps({"run": str(Path(args.run)), "budgets": out}, indent=1))
+    report = {"run": str(Path(args.run)), "budgets": out}
+    if args.out:
+        write_json(args.out, report)
+    print(json.dumps(report, indent=1))
     return 0
 
 

@@ -75,15 +75,18 @@ def test_oracle_finds_the_diverse_pair_and_agrees_with_brute_force(tmp_path, cap
     assert (large["subsets"], large["meeting_goal"]) == (fits, meets)
 
 
-def test_validation_split_and_a_run_without_sidecars(tmp_path, capsys):
+def test_validation_split_the_out_file_and_a_run_without_sidecars(tmp_path, capsys):
     run = _zoo(tmp_path)
     assert budget_oracle.main([str(run), "--seconds", "60", "--split", "val"]) == 0
     (budget,) = json.loads(capsys.readouterr().out)["budgets"]
     assert budget["split"] == "val" and budget["meeting_goal"] == 0        # p alone is right everywhere there
     assert budget["best_accuracy"]["best_member"] == "p" and budget["best_accuracy"]["ensemble_accuracy"] == 1.0
+    assert budget_oracle.main([str(run), "--seconds", "60", "--out", str(tmp_path / "o.json")]) == 0
+    assert json.loads((tmp_path / "o.json").read_text()) == json.loads(capsys.readouterr().out)
     (run / "q.json").unlink()
-    assert budget_oracle.main([str(run), "--seconds", "60"]) == 1
+    assert budget_oracle.main([str(run), "--seconds", "60", "--out", str(tmp_path / "bad.json")]) == 1
     assert "prediction caches without a sidecar: q" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.json", "run"]   # no file, no temporary left
 
 
 @pytest.mark.parametrize("method", ["mean", "accuracy", "recall"])
