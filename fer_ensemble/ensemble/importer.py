@@ -46,7 +46,7 @@ def import_model(model_path: str | os.PathLike, labels: list[str], scale: float 
                "parameters": int(model.count_params())}
     if data:
         from ..data import load_data
-        from ..training.metrics import classification_metrics
+        from ..metrics import classification_metrics
 
         d = load_data(data)
         probs = {}

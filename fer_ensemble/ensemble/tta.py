@@ -12,7 +12,7 @@ import numpy as np
 from .._io import write_json, write_npz
 from ..data import FerData
 from ..errors import EnsembleError
-from ..training.metrics import classification_metrics
+from ..metrics import classification_metrics
 from .ensemble import _sidecars, load_member
 from .views import average, check_mode, view_probabilities
 

@@ -30,7 +30,7 @@ from ..data.balance import bootstrap_indices, class_weights
 from ..data.pipeline import DEFAULT_SCALING, eval_arrays, eval_dataset, scale_images, train_batches, train_dataset
 from ..errors import TrainingError
 from ..models import ModelSpec, create_model
-from .metrics import classification_metrics
+from ..metrics import classification_metrics
 
 ARTIFACTS = ("h5", "json", "history.csv", "preds.npz")
 

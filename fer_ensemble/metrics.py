@@ -1,4 +1,7 @@
-"""Classification metrics from labels and probabilities (scikit-learn), as stored in NAME.json."""
+"""Classification metrics from labels and probabilities (scikit-learn), as stored in NAME.json.
+
+A base module: training writes these metrics into sidecars and the ensemble recomputes them
+(test-time augmentation, imported models), so neither layer owns them."""
 from __future__ import annotations
 
 import numpy as np
