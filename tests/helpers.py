@@ -13,9 +13,10 @@ SMALL_ARGS = {"resnet_paper": {"filters": 16}, "resnet18": {"filters": 16}, "res
               "inception": {"stem_filters": 16, "n_start": 32, "n_step": 16, "dense_units": (128,)}}
 
 
-def load_script(name: str) -> ModuleType:
-    """scripts/NAME.py as a module (the scripts are files, not a package)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+def load_script(name: str, folder: str = "scripts") -> ModuleType:
+    """FOLDER/NAME.py as a module (the scripts are files, not a package); FOLDER is relative to the
+    repository root, e.g. "research/scripts" for the lab's scripts."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / folder / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

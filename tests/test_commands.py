@@ -19,7 +19,7 @@ def test_demo_trains_searches_predicts_and_reports(tmp_path, tiny_zoo_file, caps
 
 
 def test_zoo_list_shows_every_member_and_warm_starts(capsys):
-    assert main(["zoo", "list", "models_zoo/cpu.toml"]) == 0
+    assert main(["zoo", "list", "research/zoos/cpu.toml"]) == 0
     out = capsys.readouterr().out
     for name in ("lenet_a", "sep_n32", "inc_s", "sep_n32_ft", "inc_s_ft"):
         assert name in out

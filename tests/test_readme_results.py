@@ -134,7 +134,7 @@ def test_budget_table_matches_the_budget_runs(summary):
 def test_budget_oracle_table_matches_its_output_and_the_2_hour_scan_reproduces():
     """README's "Any subset, chosen on the test split" rows as oracle_test.json holds them; the 2-hour
     budget's scan (0.1 s) is rerun on the committed caches and must give the committed answer."""
-    oracle = load_script("budget_oracle")
+    oracle = load_script("budget_oracle", "research/scripts")
     saved = json.loads((RESULTS.parent / "fer2013-cpu-budget" / "oracle_test.json").read_text())["budgets"]
     rows = [r for r in _rows() if len(r) == 5 and re.match(r"[\d,]+ s \(\d h\)$", r[0])]
     assert [int(r[0].split()[0].replace(",", "")) for r in rows] == [b["budget_s"] for b in saved] == [

@@ -10,7 +10,7 @@ trained). With `--split test` (the default) the subsets are chosen *on the test 
 hindsight no real run has, so a budget for which even this finds nothing cannot meet the goal
 with these members. Prints JSON:
 
-    python scripts/budget_oracle.py results/fer2013-cpu --seconds 7200 10800 14400 --out oracle.json
+    python research/scripts/budget_oracle.py results/fer2013-cpu --seconds 7200 10800 14400 --out oracle.json
 """
 from __future__ import annotations
 

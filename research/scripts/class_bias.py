@@ -5,7 +5,7 @@ probabilities, by coordinate search for the best validation (PublicTest) accurac
 test (PrivateTest) accuracy before and after, with how often each class is predicted. Test
 labels are only scored, never used to fit. Prints JSON:
 
-    python scripts/class_bias.py results/fer2013-cpu vgg_x32 vgg_w32
+    python research/scripts/class_bias.py results/fer2013-cpu vgg_x32 vgg_w32
 """
 from __future__ import annotations
 

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# Issue #8's budget clause: train models_zoo/cpu2h.toml on FER2013 under a 2-hour stop rule, then
+# Issue #8's budget clause: train research/zoos/cpu2h.toml on FER2013 under a 2-hour stop rule, then
 # flip-TTA, collect the small artifacts into results/fer2013-cpu2h/ and run round 35's rule once.
 #
-#   scripts/cpu2h.sh            (resumable: finished members are skipped, an interrupted one
+#   research/scripts/cpu2h.sh            (resumable: finished members are skipped, an interrupted one
 #                                resumes from its BackupAndRestore state)
 # Stop rule (declared before the first phase trained): a phase starts only if the summed cost of
 # the members already trained (sidecar wall_time_s, fer_ensemble.ensemble.budget.member_cost) plus
 # its estimate fits BUDGET seconds; the estimate is its epochs times the slowest seconds-per-epoch
 # measured so far (120 s before any, the float32 rate of res_q24 on this machine).
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 BUDGET=${BUDGET:-7200}
-ZOO=models_zoo/cpu2h.toml RUN=${RUN:-runs/cpu2h} RESULTS=${RESULTS:-results/fer2013-cpu2h}
+ZOO=research/zoos/cpu2h.toml RUN=${RUN:-runs/cpu2h} RESULTS=${RESULTS:-results/fer2013-cpu2h}
 DATA=${DATA:-../shared/data/fer2013.npz} FERPLUS=${FERPLUS:-../shared/data/ferplus/fer2013new.csv}
 FE=${FE:-.venv/bin/fer-ensemble} PY=${PY:-.venv/bin/python}
 export TF_CPP_MIN_LOG_LEVEL=2   # oneDNN stays on: off makes CPU training ~1.85x slower (README)

@@ -5,7 +5,7 @@
 # .whl/ and FER2013 in .devdata/ (scripts/pack_fer2013.py), both carried, both git-ignored.
 # Members train --jobs at a time in one GPU, each stopped after --time-limit seconds of training.
 #
-#   scripts/gpu_zoo.sh ZOO CLASSES JOBS TIME_LIMIT [NAME]
+#   research/scripts/gpu_zoo.sh ZOO CLASSES JOBS TIME_LIMIT [NAME]
 # (NAME: train only that member; two of these may run at once, e.g. two class settings.)
 # leaves in $OUT: CLASSES.tgz (run's small artifacts, before flip TTA in plain/, after in tta/,
 # and the member logs), train_CLASSES.log, gpu_CLASSES.csv (utilisation every 2 s), smoke.log.

@@ -217,7 +217,7 @@ def test_like_with_init_from_takes_the_sources_architecture(tmp_path):
 
 def test_cpu_zoo_seeds_share_one_recipe():
     """cpu.toml writes its VGG recipe once; the other seeds and their restarts differ in seed only."""
-    zoo = load_zoo("models_zoo/cpu.toml")
+    zoo = load_zoo("research/zoos/cpu.toml")
     s, s_ft = zoo.get("vgg_s32"), zoo.get("vgg_s32_ft")
     for tag in "tuvw":
         assert zoo.get(f"vgg_{tag}32").replace(name="vgg_s32", seed=s.seed) == s
@@ -266,7 +266,7 @@ def test_cpu_zoo_new_family_chain_reuses_the_vgg_schedule(chain: str, builder: s
     """Rounds 14 and 31 change the family only: the first phase (res_y24, inc_x32) trains as vgg_x32
     does (FER+-blended, 18 cosine epochs) and each restart as a VGG restart does, each from the
     previous phase, with seeds no other member uses."""
-    zoo = load_zoo("models_zoo/cpu.toml")
+    zoo = load_zoo("research/zoos/cpu.toml")
     first, x = zoo.get(chain), zoo.get("vgg_x32")
     assert (first.builder, first.args) == (builder, args)
     assert first.replace(name=x.name, builder=x.builder, args=x.args, seed=x.seed) == x
@@ -282,7 +282,7 @@ def test_cpu_zoo_new_family_chain_reuses_the_vgg_schedule(chain: str, builder: s
 
 def test_cpu_zoo_equalized_chain_differs_from_vgg_x32_only_in_its_input():
     """Round 15's vgg_e32 chain is vgg_x32's chain with `preprocess = "equalize"` and other seeds."""
-    zoo = load_zoo("models_zoo/cpu.toml")
+    zoo = load_zoo("research/zoos/cpu.toml")
     previous = ""
     for name in ("vgg_e32", "vgg_e32_ft", "vgg_e32_ft2", "vgg_e32_ft3"):
         spec, twin = zoo.get(name), zoo.get(name.replace("vgg_e32", "vgg_x32"))
@@ -297,7 +297,7 @@ def test_cpu_zoo_rounds20_21_restart_resnet_and_vgg_chains_on_class_weighted_los
     best member's) and two VGG chains; rounds 25 and 28 add res_w24's (from its third and fourth
     restarts), round 29 vgg_y32's (from its fourth). Otherwise the restarts' recipe and the
     source's architecture, with fresh seeds."""
-    zoo = load_zoo("models_zoo/cpu.toml")
+    zoo = load_zoo("research/zoos/cpu.toml")
     seeds = {spec.seed for spec in zoo.models if not spec.name.endswith("_cw")}
     for name, source in (("res_z24_cw", "res_z24_ft3"), ("res_v24_cw", "res_v24_ft3"), ("res_e24_cw", "res_e24_ft3"),
                          ("res_w24_ft3_cw", "res_w24_ft3"), ("res_w24_ft4_cw", "res_w24_ft4"),
@@ -341,7 +341,7 @@ def test_cpu_zoo_resnet_reseeds_differ_from_the_first_chain_only_in_their_seeds(
     """Rounds 16-18's res_z24, res_v24 and res_e24 chains, rounds 23-25's res_w24 chain and rounds
     36's res_t24 and 41's res_s24 chains repeat res_y24's, phase by phase, with fresh seeds; round 18's also sees histogram-equalized faces
     and rounds 44-45's locally contrast-normalized ones, and every restart inherits that view."""
-    zoo = load_zoo("models_zoo/cpu.toml")
+    zoo = load_zoo("research/zoos/cpu.toml")
     twins = ["res_y24", "res_y24_ft", "res_y24_ft2", "res_y24_ft3"]
     assert [zoo.get(t).init_from for t in twins] == ["", *twins[:-1]]
     _assert_chain_repeats(zoo, [t.replace("y24", tag) for t in twins], twins, view)
@@ -350,7 +350,7 @@ def test_cpu_zoo_resnet_reseeds_differ_from_the_first_chain_only_in_their_seeds(
 def test_cpu_zoo_round49_repeats_res_y24_with_random_erasing_in_every_phase():
     """Round 49's res_r24 chain is res_y24's phase by phase (a fourth restart taking the third's
     recipe) with fresh seeds, every phase adding random erasing to its twin's augmentation."""
-    zoo = load_zoo("models_zoo/cpu.toml")
+    zoo = load_zoo("research/zoos/cpu.toml")
     twins = ["res_y24", "res_y24_ft", "res_y24_ft2", "res_y24_ft3", "res_y24_ft3"]
     augment = {**zoo.get("res_y24").augment, "erasing": 0.5}
     assert all(zoo.get(t).augment == zoo.get("res_y24").augment for t in twins)
@@ -362,7 +362,7 @@ def test_cpu_zoo_round22_repeats_the_vgg_x32_chain_with_fresh_seeds_and_ends_cla
     """Round 22's vgg_y32 chain is vgg_x32's phase by phase (FER+-blended first phase, cosine
     restarts) with fresh seeds; its last phase is the class-weighted restart, taken from the third
     restart instead of the fourth."""
-    zoo = load_zoo("models_zoo/cpu.toml")
+    zoo = load_zoo("research/zoos/cpu.toml")
     twins = ["vgg_x32", "vgg_x32_ft", "vgg_x32_ft2", "vgg_x32_ft3", "vgg_x32_cw"]
     _assert_chain_repeats(zoo, [t.replace("x32", "y32") for t in twins], twins)
     assert zoo.get("vgg_y32").ferplus_targets == 0.5 and zoo.get("vgg_y32_cw").balancing == "class_weights"
@@ -371,7 +371,7 @@ def test_cpu_zoo_round22_repeats_the_vgg_x32_chain_with_fresh_seeds_and_ends_cla
 def test_cpu_zoo_round23_restarts_res_w24_once_class_weighted():
     """Round 23's first restart of res_w24 (whose chain the reseed test above checks phase by phase)
     is its plain sibling res_w24_ft on class-weighted loss (rounds 20-21's lever), freshly seeded."""
-    zoo = load_zoo("models_zoo/cpu.toml")
+    zoo = load_zoo("research/zoos/cpu.toml")
     spec, sibling = zoo.get("res_w24_cw"), zoo.get("res_w24_ft")
     assert spec.balancing == "class_weights" and sibling.balancing == "none"
     assert spec.replace(name=sibling.name, seed=sibling.seed, balancing="none") == sibling
@@ -433,7 +433,7 @@ def test_cpu_zoo_restart_takes_its_sources_recipe(name: str, source: str, view: 
     round 51 takes its sixth restart and branches the fifth on equalized faces, on a bootstrap draw
     and class-weighted; round 52 takes its seventh, eighth and ninth restarts and branches the
     seventh on equalized faces."""
-    zoo = load_zoo("models_zoo/cpu.toml")
+    zoo = load_zoo("research/zoos/cpu.toml")
     spec, last = zoo.get(name), zoo.get(source)
     assert spec.init_from == source and spec.args == {**last.args, **view}
     assert all(getattr(spec, k) == v != getattr(last, k) for k, v in fields.items())
@@ -445,12 +445,12 @@ def test_cpu_zoo_restart_takes_its_sources_recipe(name: str, source: str, view: 
 def test_cpu2h_zoo_is_three_independent_shortened_resnet_chains():
     """cpu2h.toml (the 2-hour zoo): res_q24's recipe (local contrast) for chains a and c, res_y24's
     (raw faces) for b, shortened to 14 + 6 epochs in mixed precision; each restart from its own
-    chain's first phase with res_q24_ft's recipe; seeds unused by cpu.toml; and scripts/cpu2h.sh
+    chain's first phase with res_q24_ft's recipe; seeds unused by cpu.toml; and research/scripts/cpu2h.sh
     trains exactly these phases, first phases before restarts."""
     import re
     from pathlib import Path
 
-    small, big = load_zoo("models_zoo/cpu2h.toml"), load_zoo("models_zoo/cpu.toml")
+    small, big = load_zoo("research/zoos/cpu2h.toml"), load_zoo("research/zoos/cpu.toml")
     short = dict(epochs=14, patience=14, mixed_precision=True)
     for name, recipe in (("r2h_a", "res_q24"), ("r2h_b", "res_y24"), ("r2h_c", "res_q24")):
         spec, ref = small.get(name), big.get(recipe)
@@ -465,7 +465,7 @@ def test_cpu2h_zoo_is_three_independent_shortened_resnet_chains():
                           mixed_precision=False) == ref_ft
     seeds = [m.seed for m in small.models]
     assert len(set(seeds)) == len(seeds) and not set(seeds) & {m.seed for m in big.models}
-    script = (Path(__file__).resolve().parents[2] / "scripts" / "cpu2h.sh").read_text()
+    script = (Path(__file__).resolve().parents[2] / "research" / "scripts" / "cpu2h.sh").read_text()
     phases = re.search(r"for phase in ([^;]+);", script).group(1).split()
     assert [p.split(":") for p in phases] == [[m.name, str(m.epochs)] for m in
                                               sorted(small.models, key=lambda m: bool(m.init_from))]

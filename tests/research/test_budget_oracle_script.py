@@ -1,4 +1,4 @@
-"""scripts/budget_oracle.py: every affordable subset is scored, and the goal's trade-offs found."""
+"""research/scripts/budget_oracle.py: every affordable subset is scored, and the goal's trade-offs found."""
 from __future__ import annotations
 
 import itertools
@@ -10,7 +10,7 @@ import pytest
 from fer_ensemble.ensemble.combine import combine, fit_weights
 from tests.helpers import load_script
 
-budget_oracle = load_script("budget_oracle")
+budget_oracle = load_script("budget_oracle", "research/scripts")
 
 N = 100
 Y = np.arange(N) % 3

@@ -1,4 +1,4 @@
-"""scripts/class_bias.py: a shifted class prior is found on validation and undone on test."""
+"""research/scripts/class_bias.py: a shifted class prior is found on validation and undone on test."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import numpy as np
 
 from tests.helpers import load_script
 
-class_bias = load_script("class_bias")
+class_bias = load_script("class_bias", "research/scripts")
 
 
 def _member(rng, n, shift):
