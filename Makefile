@@ -9,7 +9,7 @@ RUN     ?= runs/$(basename $(notdir $(ZOO)))
 ARGS    ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: install demo test bench train-all ensemble-search report predict experiments collect clean
+.PHONY: install demo test bench train-all ensemble-search report predict experiments collect results-summary clean
 
 $(BIN)/fer-ensemble: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -45,6 +45,10 @@ experiments: install  # the studies' experiments on the synthetic faces, or DATA
 
 collect: install  # small artifacts of RUN (no weights) into results/<run name>/
 	$(BIN)/fer-ensemble collect $(RUN) results/$(notdir $(RUN))
+
+RESULT_TRACKS ?= fer2013-cpu fer2013-cpu2h fer2013-cpu2h-probe fer2013-cpu-budget fer2013-gpu
+results-summary: install  # results/<track>.csv for each committed track, from its sidecars and ensemble.json files
+	for t in $(RESULT_TRACKS); do $(BIN)/python scripts/results_summary.py results/$$t || exit 1; done
 
 clean:
 	rm -rf runs .pytest_cache
