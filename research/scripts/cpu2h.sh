@@ -14,7 +14,7 @@ BUDGET=${BUDGET:-7200}
 ZOO=research/zoos/cpu2h.toml RUN=${RUN:-runs/cpu2h} RESULTS=${RESULTS:-results/fer2013-cpu2h}
 DATA=${DATA:-../shared/data/fer2013.npz} FERPLUS=${FERPLUS:-../shared/data/ferplus/fer2013new.csv}
 FE=${FE:-.venv/bin/fer-ensemble} PY=${PY:-.venv/bin/python}
-export TF_CPP_MIN_LOG_LEVEL=2   # oneDNN stays on: off makes CPU training ~1.85x slower (README)
+export TF_CPP_MIN_LOG_LEVEL=2   # oneDNN stays on: off makes CPU training ~1.85x slower (docs/design.md)
 mkdir -p "$RUN"
 
 fits() {  # fits NAME EPOCHS: exit 0 if the phase fits what is left of the budget
