@@ -19,14 +19,14 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
-from .._io import atomic_dir, read_json, write_json
+from .._io import atomic_dir, write_json
 from ..errors import EnsembleError
+from ..rundir import BUDGET_FILE, MEMBER_SUFFIXES, load_caches, member_sidecars
 from .combine import member_accuracy
 from .cv import ranked_indices
-from .run_search import load_caches
 
-BUDGET_FILE = "budget.json"
-COPIED = (".json", ".history.csv", ".preds.npz", ".h5", ".keras")
+__all__ = ["BUDGET_FILE", "member_cost", "lineage", "budget_pool", "run_metas", "affordable_subsets",
+           "write_budget_run"]
 
 
 def member_cost(meta: dict, where: str = "sidecar") -> float:
@@ -76,13 +76,8 @@ def run_metas(run_dir: str | os.PathLike, names: list[str]) -> dict[str, dict]:
     """Every member sidecar (NAME.json) in `run_dir`, by name; each of `names` (the members with a
     prediction cache) must have one."""
     run_dir = Path(run_dir)
-    metas = {}
-    for f in sorted(run_dir.glob("*.json")):
-        if f.name.startswith("."):   # an interrupted write's temporary file
-            continue
-        meta = read_json(f, EnsembleError)
-        if isinstance(meta, dict) and "metrics" in meta and "name" in meta:   # a member's sidecar
-            metas[meta["name"]] = meta
+    # trained members, and imported ones with data: those with metrics
+    metas = {meta["name"]: meta for meta in member_sidecars(run_dir, keys=("metrics", "name")).values()}
     missing = [n for n in names if n not in metas]
     if missing:
         raise EnsembleError(f"{run_dir}: prediction caches without a sidecar: {', '.join(missing)}")
@@ -138,7 +133,7 @@ def write_budget_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike, sec
                            "has_cache": n in val} for n in admitted]}
     with atomic_dir(out_dir) as stage:
         for n in admitted:
-            for suffix in COPIED:
+            for suffix in MEMBER_SUFFIXES:
                 src = run_dir / f"{n}{suffix}"
                 if src.exists():
                     shutil.copyfile(src, stage / src.name)

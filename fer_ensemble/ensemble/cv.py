@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .combine import Stacker, combine, fit_weights, member_accuracy
+from .methods import DEFAULT_METHODS, SEARCHABLE, STACKING, Stacker, fit_weights, get_method, member_accuracy, subset_methods
 from .search import search_subsets
 
 PROCEDURES = ("search", "greedy", "all", "stacking", "best")   # listed order breaks ties
@@ -34,10 +34,7 @@ class Pick:
 
     def proba(self, pool_proba: np.ndarray) -> np.ndarray:
         """(N, C) ensemble probabilities from the whole pool's (M, N, C) probabilities."""
-        p = pool_proba[self.members]
-        if self.method == "stacking":
-            return Stacker.from_params(self.stacking).predict_proba(p)
-        return combine(p, self.method, self.weights)
+        return get_method(self.method).predict(pool_proba[self.members], self.weights, self.stacking)
 
 
 def ranked_indices(acc: np.ndarray, names: list[str]) -> list[int]:
@@ -62,12 +59,14 @@ def stored_weights(method: str, proba: np.ndarray, y: np.ndarray, counts: np.nda
     if counts is None or np.all(counts == 1):
         return w
     counts = np.asarray(counts, dtype=np.float64)
-    if method == "mean":
+    repeats = get_method(method).repeats
+    if repeats == "counts":
         return counts
-    if method in ("accuracy", "recall"):
+    if repeats == "scale":
         return w * (counts if w.ndim == 1 else counts[:, None])
+    storing = ", ".join(m for m in SEARCHABLE if get_method(m).repeats)
     raise ValueError(f"greedy selection repeated a member; {method!r} cannot store repeats "
-                     "(use mean, accuracy or recall, or raise --exhaustive-limit)")
+                     f"(use {' or '.join(storing.rsplit(', ', 1))}, or raise --exhaustive-limit)")
 
 
 def row_counts(row: dict) -> list[int] | None:
@@ -91,7 +90,7 @@ def pick_from_row(procedure: str, row: dict, names: list[str], val_proba: np.nda
 
 
 def fit_procedure(procedure: str, names: list[str], val_proba: np.ndarray, val_y: np.ndarray,
-                  methods=("mean", "accuracy", "recall"), top_members: int | None = None,
+                  methods=DEFAULT_METHODS, top_members: int | None = None,
                   exhaustive_limit: int | None = None, min_size: int = 1, max_size: int | None = None) -> Pick:
     """Run one procedure on (val_proba, val_y) and return its pick."""
     cand = top_indices(val_proba, val_y, names, top_members)
@@ -103,9 +102,9 @@ def fit_procedure(procedure: str, names: list[str], val_proba: np.ndarray, val_y
         pick = Pick(procedure, "mean", cand)
     elif procedure == "stacking":
         st = Stacker().fit(vp, val_y)
-        pick = Pick(procedure, "stacking", cand, stacking=st.params())
+        pick = Pick(procedure, STACKING, cand, stacking=st.params())
     elif procedure in ("search", "greedy"):
-        methods = tuple(m for m in methods if m != "stacking")
+        methods = tuple(subset_methods(methods))
         if not methods:
             raise ValueError(f"procedure {procedure!r} needs a searchable method (mean, accuracy, recall, "
                              "vote or geometric)")

@@ -14,14 +14,13 @@ import numpy as np
 
 from .. import _tf  # noqa: F401
 from ..models import preprocess as _preprocess  # noqa: F401  (its layers must be registered to load)
-from .._io import read_json, write_json
 from ..errors import EnsembleError
-from .combine import METHODS, Stacker, combine, fit_weights
+from ..rundir import MANIFEST, MODEL_SUFFIXES, has_model, member_sidecars, model_path, write_manifest
+from .methods import METHODS, fit_weights, get_method
 from .manifest import manifest_weights, read_manifest
 from .views import check_mode, predict_views, tta_views
 
-MANIFEST = "ensemble.json"
-MODEL_SUFFIXES = (".h5", ".keras")
+__all__ = ["Ensemble", "Member", "load_member", "model_path", "write_manifest", "MANIFEST", "MODEL_SUFFIXES"]
 
 
 @dataclass
@@ -59,25 +58,8 @@ class Member:
 
 
 def _sidecars(directory: Path) -> dict[str, dict]:
-    out = {}
-    for p in sorted(directory.glob("*.json")):
-        if p.name == MANIFEST or p.name.startswith("."):
-            continue
-        d = read_json(p, EnsembleError)
-        if "class_names" in d and ("model_file" in d or any((directory / f"{p.stem}{s}").exists() for s in MODEL_SUFFIXES)):
-            out[p.stem] = d
-    return out
-
-
-def model_path(directory: Path, name: str, sidecar: dict) -> Path:
-    candidates = [directory / sidecar["model_file"]] if "model_file" in sidecar else []
-    candidates += [directory / f"{name}{s}" for s in MODEL_SUFFIXES]
-    for c in candidates:
-        if c.resolve().parent != directory.resolve():
-            raise EnsembleError(f"{directory / (name + '.json')}: model file {c.name!r} is outside the directory")
-        if c.exists():
-            return c
-    raise EnsembleError(f"{directory / (name + '.json')}: no model file ({name}.h5 or {name}.keras) beside it")
+    """The members of `directory`: sidecars with a model file beside them (or named in them)."""
+    return {n: d for n, d in member_sidecars(directory).items() if has_model(directory, n, d)}
 
 
 def load_member(directory: Path, name: str, sidecar: dict) -> Member:
@@ -104,6 +86,7 @@ class Ensemble:
             raise EnsembleError(f"unknown method {method!r}; expected one of {METHODS}")
         self.members = members
         self.method = method
+        self._spec = get_method(method)
         self.class_names = list(class_names or members[0].class_names)
         self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
         self.stacking = stacking
@@ -183,17 +166,15 @@ class Ensemble:
         return np.stack(out)
 
     def combine(self, member_proba: np.ndarray) -> np.ndarray:
-        if self.method == "stacking":
-            if not self.stacking:
-                raise EnsembleError("stacking ensemble has no fitted parameters; run the search first")
-            return Stacker.from_params(self.stacking).predict_proba(member_proba)
-        if self.method in ("accuracy", "recall") and self.weights is None:
+        if self._spec.stacked and not self.stacking:
+            raise EnsembleError(f"{self.method} ensemble has no fitted parameters; run the search first")
+        if self._spec.needs_weights and self.weights is None:
             raise EnsembleError(f"method {self.method!r} needs weights from a validation split: "
                                 "run `fer-ensemble search` or call fit_weights(x_val, y_val)")
-        return combine(member_proba, self.method, self.weights)
+        return self._spec.predict(member_proba, self.weights, self.stacking)
 
     def predict_proba(self, x, fused: bool = True) -> np.ndarray:
-        if fused and self.method != "stacking":
+        if fused and not self._spec.stacked:
             batch = self.as_batch(x)
             fn = self._serving_fn()
             return np.concatenate([fn(batch[i:i + 256]).numpy() for i in range(0, len(batch), 256)])
@@ -236,16 +217,7 @@ class Ensemble:
 
     # ------------------------------------------------------------------ fused model
     def _fused_weights(self) -> np.ndarray:
-        m, c = len(self.members), len(self.class_names)
-        if self.method == "mean" and self.weights is None:
-            w = np.full((m, c), 1.0 / m)
-        elif self.method in ("mean", "accuracy"):   # mean with weights: greedy multiplicities
-            w = np.repeat((self.weights / self.weights.sum())[:, None], c, axis=1)
-        elif self.method == "recall":
-            w = self.weights / np.maximum(self.weights.sum(axis=0, keepdims=True), 1e-7)
-        else:
-            w = np.full((m, c), 1.0 / m)
-        return w
+        return self._spec.fused_weights(self.weights, len(self.members), len(self.class_names))
 
     def to_keras(self):
         """One Keras model: input (N, H, W, 1) pixels in 0-255, each member's resize, scaling and
@@ -253,9 +225,10 @@ class Ensemble:
         keras.models.load_model in safe mode (after `import fer_ensemble.ensemble`)."""
         if self._fused is not None:
             return self._fused
-        if self.method == "stacking":
-            raise EnsembleError("to_keras() does not support stacking; use mean/accuracy/recall/vote/geometric")
-        if self.method in ("accuracy", "recall") and self.weights is None:
+        if self._spec.layer is None:
+            fused = "/".join(m for m in METHODS if get_method(m).layer is not None)
+            raise EnsembleError(f"to_keras() does not support {self.method}; use {fused}")
+        if self._spec.needs_weights and self.weights is None:
             raise EnsembleError(f"method {self.method!r} needs weights: run the search or fit_weights first")
         import keras
         from keras import layers
@@ -288,8 +261,7 @@ class Ensemble:
                 p = reorder(p)
                 reorder.set_weights([perm])
             outs.append(p)
-        method = self.method if self.method in ("vote", "geometric") else "weighted"
-        combined = CombineMembers(method, self._fused_weights().tolist(), name="combine")(outs)
+        combined = CombineMembers(self._spec.layer, self._fused_weights().tolist(), name="combine")(outs)
         self._fused = keras.Model(inp, combined, name="fer_ensemble")
         return self._fused
 
@@ -298,13 +270,3 @@ class Ensemble:
         return write_manifest(directory, [m.name for m in self.members], self.method, self.class_names,
                               self.weights, extra, self.stacking)
 
-
-def write_manifest(directory: str | os.PathLike, members: list[str], method: str, class_names: list[str],
-                   weights: np.ndarray | None, extra: dict | None = None, stacking: dict | None = None) -> Path:
-    """Write ensemble.json without loading any model (the search works on prediction caches only)."""
-    path = Path(directory) / MANIFEST
-    doc = {"members": members, "method": method, "class_names": list(class_names),
-           "weights": None if weights is None else {n: np.asarray(w).tolist() for n, w in zip(members, weights)},
-           **({"stacking": stacking} if stacking else {}), **(extra or {})}
-    write_json(path, doc)
-    return path

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import _tf  # noqa: F401
-from .._io import atomic_path, write_json, write_npz
+from .._io import atomic_path
 from ..errors import EnsembleError
+from ..rundir import MODEL_SUFFIXES, write_predictions, write_sidecar
 
 
 def import_model(model_path: str | os.PathLike, labels: list[str], scale: float = 1 / 255, offset: float = 0.0,
@@ -20,7 +21,7 @@ def import_model(model_path: str | os.PathLike, labels: list[str], scale: float 
     import keras
 
     src = Path(model_path)
-    if src.suffix not in (".h5", ".keras"):
+    if src.suffix not in MODEL_SUFFIXES:
         raise EnsembleError(f"{src}: expected a .h5 or .keras model file")
     try:
         model = keras.models.load_model(src, compile=False, safe_mode=True)
@@ -60,7 +61,5 @@ def import_model(model_path: str | os.PathLike, labels: list[str], scale: float 
                 raise EnsembleError(f"{src}: labels {labels} do not cover the data's classes {list(d.class_names)}")
             probs[s] = p[:, order].astype(np.float32)
         sidecar["metrics"] = {s: classification_metrics(d.split(s).y, probs[s], d.class_names) for s in probs}
-        write_npz(dest_dir / f"{name}.preds.npz", val_proba=probs["val"], val_y=d.val.y, test_proba=probs["test"],
-                  test_y=d.test.y, class_names=np.array(d.class_names))
-    write_json(dest_dir / f"{name}.json", sidecar)
-    return dest_dir / f"{name}.json"
+        write_predictions(dest_dir, name, probs["val"], d.val.y, probs["test"], d.test.y, d.class_names)
+    return write_sidecar(dest_dir, name, sidecar)

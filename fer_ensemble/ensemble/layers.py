@@ -7,6 +7,25 @@ import keras
 from keras import ops
 
 
+def _weighted(p, weights):
+    w = ops.convert_to_tensor(weights, dtype=p.dtype)      # (M, C)
+    return ops.sum(p * w[:, None, :], axis=0)
+
+
+def _vote(p, weights):
+    votes = ops.sum(ops.one_hot(ops.argmax(p, axis=-1), ops.shape(p)[-1]), axis=0)
+    return votes + 0.5 * ops.mean(p, axis=0)
+
+
+def _geometric(p, weights):
+    logp = ops.mean(ops.log(ops.clip(p, 1e-7, 1.0)), axis=0)
+    return ops.exp(logp - ops.max(logp, axis=-1, keepdims=True))
+
+
+# The layer's modes; each combination method names its mode (`methods.CombinationMethod.layer`).
+_MODES = {"weighted": _weighted, "vote": _vote, "geometric": _geometric}
+
+
 @keras.saving.register_keras_serializable(package="fer_ensemble")
 class CombineMembers(keras.layers.Layer):
     """Combine a list of (N, C) member probabilities into (N, C) ensemble probabilities.
@@ -22,15 +41,7 @@ class CombineMembers(keras.layers.Layer):
 
     def call(self, inputs):
         p = ops.stack(inputs, axis=0)                                    # (M, N, C)
-        if self.method == "vote":
-            votes = ops.sum(ops.one_hot(ops.argmax(p, axis=-1), ops.shape(p)[-1]), axis=0)
-            out = votes + 0.5 * ops.mean(p, axis=0)
-        elif self.method == "geometric":
-            logp = ops.mean(ops.log(ops.clip(p, 1e-7, 1.0)), axis=0)
-            out = ops.exp(logp - ops.max(logp, axis=-1, keepdims=True))
-        else:
-            w = ops.convert_to_tensor(self.weights_list, dtype=p.dtype)      # (M, C)
-            out = ops.sum(p * w[:, None, :], axis=0)
+        out = _MODES.get(self.method, _weighted)(p, self.weights_list)   # unknown: weighted, as saved before
         return out / ops.sum(out, axis=-1, keepdims=True)
 
     def get_config(self):

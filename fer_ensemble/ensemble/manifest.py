@@ -10,28 +10,19 @@ import os
 
 import numpy as np
 
-from .._io import read_json
 from ..errors import EnsembleError
-
-PER_MEMBER = ("mean", "accuracy")   # one weight per member; recall has one per member and class
-
-
-def read_manifest(path: str | os.PathLike) -> dict:
-    """ensemble.json as a dict with a non-empty 'members' list and a 'method'; else an error naming it."""
-    manifest = read_json(path, EnsembleError)
-    if not isinstance(manifest, dict) or not isinstance(manifest.get("members"), list) or not manifest["members"]:
-        raise EnsembleError(f"{path}: 'members' must be a non-empty list")
-    if "method" not in manifest:
-        raise EnsembleError(f"{path}: 'method' is missing")
-    return manifest
+from ..rundir import read_manifest  # noqa: F401  (re-exported: read here, with the checks)
+from .methods import lookup
 
 
 def manifest_weights(manifest: dict, where: str | os.PathLike = "ensemble.json") -> np.ndarray | None:
     """The stored weights in member order, (M,) for mean/accuracy and (M, C) for recall; None when
     the manifest has none. Other methods take no weights, so theirs are not read."""
     w, method, members = manifest.get("weights"), manifest.get("method"), manifest.get("members", [])
-    if w is None or method not in (*PER_MEMBER, "recall"):
+    spec = lookup(method)
+    if w is None or spec is None or spec.weights is None:
         return None
+    per_member = spec.weights == "member"   # one weight per member; else one per member and class
     missing = [n for n in members if not isinstance(w, dict) or n not in w]
     if missing:
         raise EnsembleError(f"{where}: 'weights' must map every member to its weight; missing {', '.join(missing)}")
@@ -39,7 +30,7 @@ def manifest_weights(manifest: dict, where: str | os.PathLike = "ensemble.json")
     rows = []
     for n in members:
         v = w[n]
-        if method in PER_MEMBER:
+        if per_member:
             ok = isinstance(v, (int, float)) and not isinstance(v, bool)
             want = "one number"
         else:
@@ -51,8 +42,8 @@ def manifest_weights(manifest: dict, where: str | os.PathLike = "ensemble.json")
                                 f"finite and >= 0; got {v!r}")
         rows.append(v)
     out = np.array(rows, dtype=np.float64)
-    if method == "recall" and len({len(r) for r in rows}) != 1:
-        raise EnsembleError(f"{where}: recall weights of the members differ in length")
+    if not per_member and len({len(r) for r in rows}) != 1:
+        raise EnsembleError(f"{where}: {method} weights of the members differ in length")
     if not np.any(out > 0):
         raise EnsembleError(f"{where}: every weight is 0")
     return out

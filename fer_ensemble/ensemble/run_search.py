@@ -2,7 +2,6 @@
 ensemble.json, and print the leaderboard with per-class tables (the study's Tables 2 and 3)."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -10,38 +9,13 @@ import numpy as np
 
 from .._io import atomic_path, write_json
 from ..errors import EnsembleError
-from .combine import Stacker, combine, fit_weights, member_accuracy
+from ..rundir import CV_FILE, MANIFEST, SEARCH_TABLE, load_caches, read_sidecar, write_manifest
+from .methods import (DEFAULT_METHODS, METHODS, STACKING, Stacker, get_method, is_stacked, lookup, member_accuracy,
+                      subset_methods)
 from .cv import (PROCEDURES, choose_procedure, cross_validate, fit_procedure, pick_from_row, row_counts, row_weights,
                  top_indices)
-from .ensemble import MANIFEST, write_manifest
 from .manifest import manifest_weights, picks_record
 from .search import SearchResult, search_subsets
-
-
-def load_caches(run_dir: str | os.PathLike) -> dict:
-    """Stack the members' cached validation/test probabilities; checks labels and classes agree."""
-    run_dir = Path(run_dir)
-    files = sorted(p for p in run_dir.glob("*.preds.npz") if not p.name.startswith("."))
-    if not files:
-        raise EnsembleError(f"{run_dir}: no NAME.preds.npz prediction caches (train the zoo first)")
-    names, val, test, ref = [], [], [], None
-    for f in files:
-        try:
-            z = np.load(f, allow_pickle=False)
-            item = {k: z[k] for k in ("val_proba", "val_y", "test_proba", "test_y", "class_names")}
-        except (OSError, KeyError, ValueError) as e:
-            raise EnsembleError(f"{f}: not a valid prediction cache ({e})") from None
-        if ref is None:
-            ref = item
-        for key in ("val_y", "test_y", "class_names"):
-            if not np.array_equal(item[key], ref[key]):
-                raise EnsembleError(f"{f}: {key} differs from {files[0].name}; members were evaluated on "
-                                    "different data or classes")
-        names.append(f.name[:-len(".preds.npz")])
-        val.append(item["val_proba"])
-        test.append(item["test_proba"])
-    return {"names": names, "val_proba": np.stack(val), "test_proba": np.stack(test), "val_y": ref["val_y"],
-            "test_y": ref["test_y"], "class_names": [str(c) for c in ref["class_names"]]}
 
 
 def keep_top_members(caches: dict, k: int) -> dict:
@@ -62,7 +36,7 @@ def per_class_accuracy(proba: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
     return np.array([(pred[y == c] == c).mean() if (y == c).any() else np.nan for c in range(n)])
 
 
-def search_run(run_dir: str | os.PathLike, methods=("mean", "accuracy", "recall"), min_size: int = 1,
+def search_run(run_dir: str | os.PathLike, methods=DEFAULT_METHODS, min_size: int = 1,
                max_size: int | None = None, stacking: bool = False,
                exhaustive_limit: int | None = None,
                top_members: int | None = None) -> tuple[SearchResult, str]:
@@ -80,20 +54,20 @@ def search_run(run_dir: str | os.PathLike, methods=("mean", "accuracy", "recall"
             raise EnsembleError(f"{run_dir}: {e}") from None
     names, vp, tp, vy, ty, cls = (c["names"], c["val_proba"], c["test_proba"], c["val_y"], c["test_y"],
                                   c["class_names"])
-    methods = tuple(methods) + (("stacking",) if stacking and "stacking" not in methods else ())
+    methods = tuple(methods) + ((STACKING,) if stacking and STACKING not in methods else ())
     try:
         result = search_subsets(names, vp, vy, tp, ty, methods=methods, min_size=min_size, max_size=max_size,
                                 exhaustive_limit=exhaustive_limit)
     except ValueError as e:   # bad size bounds or limit: name the run, no traceback
         raise EnsembleError(f"{run_dir}: {e}") from None
-    with atomic_path(run_dir / "search.csv") as tmp:
+    with atomic_path(run_dir / SEARCH_TABLE) as tmp:
         result.table.to_csv(tmp, index=False)
     win = result.winner
     members = win["members"].split("+")
     idx = [names.index(n) for n in members]
     st = None
     weights = None
-    if win["method"] == "stacking":
+    if is_stacked(win["method"]):
         st = Stacker().fit(vp[idx], vy).params()
     else:   # greedy selection may repeat a member: its multiplicity goes into the stored weights
         try:
@@ -129,10 +103,7 @@ def leaderboard(result: SearchResult, caches: dict, top: int = 10) -> str:
         label = f"ens_{method}{len(idx)}"
         if isinstance(r.get("multiplicity"), str):   # a greedy row: each member as often as it was picked
             idx = list(np.repeat(idx, [int(c) for c in r["multiplicity"].split("+")]))
-        if method == "stacking":
-            p = Stacker().fit(vp[idx], vy).predict_proba(tp[idx])
-        else:
-            p = combine(tp[idx], method, fit_weights(method, vp[idx], vy))
+        p = get_method(method).fit_predict(vp[idx], vy, tp[idx])
         pc = per_class_accuracy(p, ty, len(cls))
         rows.append(f"{label:<22}" + "".join(f"{v * 100:9.2f}" for v in pc)
                     + f"{(p.argmax(1) == ty).mean() * 100:9.2f}")
@@ -156,21 +127,22 @@ def manifest_proba(manifest: dict, caches: dict, split: str = "test",
     if missing:
         raise EnsembleError(f"{where} names members without a prediction cache: {', '.join(missing)}")
     proba = caches[f"{split}_proba"][[names.index(n) for n in manifest["members"]]]
-    if manifest["method"] == "stacking":
-        return Stacker.from_params(manifest["stacking"]).predict_proba(proba)
+    method = lookup(manifest["method"])
+    if method is None:
+        raise EnsembleError(f"{where}: unknown method {manifest['method']!r}; expected one of {METHODS}")
+    if method.stacked:
+        return method.predict(proba, stacking=manifest["stacking"])
     weights = manifest_weights(manifest, where)
-    if weights is None and manifest["method"] in ("accuracy", "recall"):
-        raise EnsembleError(f"{where}: method {manifest['method']!r} needs 'weights'")
-    if weights is not None and manifest["method"] == "recall" and weights.shape[1] != proba.shape[2]:
-        raise EnsembleError(f"{where}: recall weights have {weights.shape[1]} classes, the caches {proba.shape[2]}")
-    return combine(proba, manifest["method"], weights)
-
-
-CV_FILE = "search_cv.json"
+    if weights is None and method.needs_weights:
+        raise EnsembleError(f"{where}: method {method.name!r} needs 'weights'")
+    if weights is not None and method.weights == "class" and weights.shape[1] != proba.shape[2]:
+        raise EnsembleError(f"{where}: {method.name} weights have {weights.shape[1]} classes, "
+                            f"the caches {proba.shape[2]}")
+    return method.predict(proba, weights)
 
 
 def cv_run(run_dir: str | os.PathLike, folds: int = 5, seed: int = 0, select: bool = False,
-           procedures=PROCEDURES, methods=("mean", "accuracy", "recall"), min_size: int = 1,
+           procedures=PROCEDURES, methods=DEFAULT_METHODS, min_size: int = 1,
            max_size: int | None = None, exhaustive_limit: int | None = None,
            top_members: int | None = None, progress=None,
            search_result: SearchResult | None = None) -> tuple[dict, str]:
@@ -188,12 +160,12 @@ def cv_run(run_dir: str | os.PathLike, folds: int = 5, seed: int = 0, select: bo
                                   c["class_names"])
     options = {"methods": tuple(methods), "top_members": top_members, "exhaustive_limit": exhaustive_limit,
                "min_size": min_size, "max_size": max_size}
-    if not [m for m in methods if m != "stacking"]:   # nothing to search: compare the rest
+    if not subset_methods(methods):   # nothing to search: compare the rest
         procedures = tuple(p for p in procedures if p not in ("search", "greedy"))
     try:
         cv = cross_validate(names, vp, vy, procedures=procedures, folds=folds, seed=seed, progress=progress,
                             **options)
-        reuse = search_result is not None and search_result.winner["method"] != "stacking"
+        reuse = search_result is not None and not is_stacked(search_result.winner["method"])
         full = {p: pick_from_row(p, search_result.winner, names, vp, vy) if p == "search" and reuse
                 else fit_procedure(p, names, vp, vy, **options) for p in procedures}
     except ValueError as e:   # bad folds, sizes or procedure names: name the run, no traceback
@@ -214,8 +186,8 @@ def cv_run(run_dir: str | os.PathLike, folds: int = 5, seed: int = 0, select: bo
                   **picks_record(members, pick.counts)}
         previous = run_dir / MANIFEST
         try:
-            old = json.loads(previous.read_text()) if previous.exists() else {}
-        except (OSError, ValueError):   # unreadable: replaced by the chosen pick below
+            old = read_sidecar(previous, EnsembleError) if previous.exists() else {}
+        except EnsembleError:   # unreadable: replaced by the chosen pick below
             old = {}
         if _same_ensemble(old, members, pick):   # the search's own choice: keep its record, add the cv's
             write_json(previous, {**old, **record})
@@ -227,7 +199,7 @@ def cv_run(run_dir: str | os.PathLike, folds: int = 5, seed: int = 0, select: bo
 
 
 def _same_ensemble(manifest: dict, members: list[str], pick) -> bool:
-    if manifest.get("members") != members or manifest.get("method") != pick.method or pick.method == "stacking":
+    if manifest.get("members") != members or manifest.get("method") != pick.method or is_stacked(pick.method):
         return False
     w = manifest.get("weights")
     if w is None or pick.weights is None:

@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from .combine import SEARCHABLE, Stacker, combine, fit_weights, member_accuracy, member_recall
+from .methods import DEFAULT_METHODS, SEARCHABLE, STACKING, Stacker, combine, fit_weights, get_method, is_stacked, lookup
 
 EXHAUSTIVE_LIMIT = 2 ** 20   # default subsets per method; larger zoos use greedy selection (--exhaustive-limit)
 LOW_BITS = {"pruned": 6, "recall": 8}  # measured best split sizes (bench_search.py)
@@ -28,27 +28,16 @@ DTYPE = np.float64  # float32 sums in different orders flipped rare near-ties be
 def contributions(method: str, proba: np.ndarray, val_proba: np.ndarray, val_y: np.ndarray):
     """Per-member additive contributions (M, N, C) for `proba`, plus (M, C) denominators for recall.
     Weights always come from the validation predictions."""
-    m = proba.shape[0]
-    proba = proba.astype(DTYPE)
-    if method == "mean":
-        return proba, None
-    if method == "accuracy":
-        return member_accuracy(val_proba, val_y)[:, None, None] * proba, None
-    if method == "geometric":
-        return np.log(np.clip(proba, _EPS, 1.0)), None
-    if method == "vote":
-        onehot = np.eye(proba.shape[2], dtype=DTYPE)[proba.argmax(axis=2)]
-        return onehot + proba / (2 * m), None
-    if method == "recall":
-        r = member_recall(val_proba, val_y, proba.shape[2])
-        return r[:, None, :] * proba, r
-    raise ValueError(f"method {method!r} is not searchable; searchable: {SEARCHABLE}")
+    spec = lookup(method)
+    if spec is None or not spec.searchable:
+        raise ValueError(f"method {method!r} is not searchable; searchable: {SEARCHABLE}")
+    return spec.contributions(proba.astype(DTYPE), val_proba, val_y)
 
 
 def _decided(proba: np.ndarray, method: str, denom: np.ndarray | None) -> np.ndarray:
     """Samples whose prediction is the same for every subset (so they are counted only once)."""
     top = proba.argmax(axis=2)
-    if method != "recall":
+    if not get_method(method).normalised:
         return (top == top[0]).all(axis=0)  # unanimous argmax decides every non-negative combination
     # Recall scores are per-class weighted means: decided when the top class's lowest probability
     # beats every other class's highest one, and every member gives that class a weight.
@@ -254,7 +243,7 @@ def greedy_select(method: str, val_proba: np.ndarray, val_y: np.ndarray, steps: 
 
 
 def search_subsets(names: list[str], val_proba: np.ndarray, val_y: np.ndarray, test_proba: np.ndarray,
-                   test_y: np.ndarray, methods=("mean", "accuracy", "recall"), min_size: int = 1,
+                   test_y: np.ndarray, methods=DEFAULT_METHODS, min_size: int = 1,
                    max_size: int | None = None, top: int = 2000, stacking: bool = True,
                    exhaustive_limit: int | None = None) -> SearchResult:
     """Rank every subset (size in [min_size, max_size]) of every method by validation accuracy.
@@ -276,7 +265,7 @@ def search_subsets(names: list[str], val_proba: np.ndarray, val_y: np.ndarray, t
         raise ValueError(f"exhaustive_limit must be >= 0, got {limit}")
     exhaustive = 2 ** m - 1 <= limit
     for method in methods:
-        if method == "stacking":
+        if is_stacked(method):   # fitted on the candidates below, not searched over subsets
             continue
         if exhaustive:
             a, d = contributions(method, val_proba, val_proba, val_y)
@@ -307,7 +296,7 @@ def search_subsets(names: list[str], val_proba: np.ndarray, val_y: np.ndarray, t
                              {"multiplicity": "+".join(str(int(counts[i])) for i in members)}))
             evaluated[method] = 1
     table = pd.DataFrame(rows)
-    if stacking and "stacking" in methods:
+    if stacking and STACKING in methods:
         seen = {"+".join(names)}
         searched = table.method.unique() if len(table) else []   # stacking alone: only all members
         cands = [list(range(m))] + [[names.index(x) for x in table[table.method == mt].iloc[0]["members"].split("+")]
@@ -321,9 +310,9 @@ def search_subsets(names: list[str], val_proba: np.ndarray, val_y: np.ndarray, t
             st = Stacker()
             va = st.cross_val_accuracy(val_proba[members], val_y)
             tacc = (st.fit(val_proba[members], val_y).predict_proba(test_proba[members]).argmax(1) == test_y).mean()
-            st_rows.append(_row("stacking", members, names, va, tacc))
+            st_rows.append(_row(STACKING, members, names, va, tacc))
         table = pd.concat([table, pd.DataFrame(st_rows)], ignore_index=True)
-        evaluated["stacking"] = len(st_rows)
+        evaluated[STACKING] = len(st_rows)
     table = table.sort_values(["val_accuracy", "size"], ascending=[False, True], kind="stable").reset_index(drop=True)
     best = {mt: table[table.method == mt].iloc[0].to_dict() for mt in table.method.unique()}
     return SearchResult(names, table, best, table.iloc[0].to_dict(), "exhaustive" if exhaustive else "greedy",

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import write_json, write_npz
 from ..data import FerData
 from ..errors import EnsembleError
 from ..metrics import classification_metrics
+from ..rundir import sidecar_path, write_predictions, write_sidecar
 from .ensemble import _sidecars, load_member
 from .views import average, check_mode, view_probabilities
 
@@ -39,7 +39,7 @@ def apply_tta(run_dir: str | os.PathLike, data: FerData, names: list[str] | None
     for n in names or list(sidecars):
         if n not in sidecars:
             raise EnsembleError(f"{run}: no member {n!r} with weights; members: {', '.join(sidecars)}")
-        side, side_file = sidecars[n], run / f"{n}.json"
+        side, side_file = sidecars[n], sidecar_path(run, n)
         if side.get("tta") == mode:
             continue
         if side.get("data_fingerprint") != data.fingerprint():
@@ -56,13 +56,12 @@ def apply_tta(run_dir: str | os.PathLike, data: FerData, names: list[str] | None
             probs[split] = average(per_view).astype(np.float32)
             y = data.split(split).y
             change[split] = (float((p.argmax(1) == y).mean()), float((probs[split].argmax(1) == y).mean()))
-        write_npz(run / f"{n}.preds.npz", val_proba=probs["val"], val_y=data.val.y, test_proba=probs["test"],
-                  test_y=data.test.y, class_names=np.array(side["class_names"]))
+        write_predictions(run, n, probs["val"], data.val.y, probs["test"], data.test.y, side["class_names"])
         # The metrics without TTA are kept from the first application, whatever came after.
         side.setdefault("metrics_without_tta", side["metrics"])
         side["metrics"] = {s: classification_metrics(data.split(s).y, probs[s], side["class_names"])
                            for s in ("val", "test")}
         side["tta"] = mode
-        write_json(side_file, side)
+        write_sidecar(run, n, side)
         out[n] = change
     return out

@@ -18,6 +18,7 @@ import pandas as pd
 from .._io import read_toml, write_text
 from ..data import FerData, load_data, load_ferplus, simulate_ferplus
 from ..ensemble import combine, fit_weights, load_caches, search_subsets
+from ..ensemble.methods import DEFAULT_METHODS
 from ..errors import FerEnsembleError
 from ..models import Zoo, zoo_from_dict
 from ..training import train_all
@@ -81,7 +82,7 @@ def _ensemble_rows(run: Path) -> list[dict]:
     c = load_caches(run)
     vp, tp, vy, ty, names = c["val_proba"], c["test_proba"], c["val_y"], c["test_y"], c["names"]
     rows = []
-    for method in ("mean", "accuracy", "recall"):
+    for method in DEFAULT_METHODS:
         w = fit_weights(method, vp, vy)
         rows.append({"method": method, "ensemble": f"all {len(names)}", "members": "+".join(names),
                      "val accuracy": float((combine(vp, method, w).argmax(1) == vy).mean()),

@@ -8,7 +8,6 @@ or --data), checked by fingerprint; Grad-CAM also needs the members' weights.
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -19,9 +18,12 @@ import pandas as pd
 
 from .._io import atomic_dir, write_text
 from ..data import FerData, load_data, oversample
-from ..ensemble import CV_FILE, MANIFEST, load_caches, manifest_proba, procedure_table
-from ..ensemble.manifest import manifest_picks, read_manifest
+from ..ensemble import manifest_proba, procedure_table
+from ..ensemble.manifest import manifest_picks
+from ..ensemble.methods import lookup
 from ..errors import FerEnsembleError
+from ..rundir import (CV_FILE, MANIFEST, REPORT_DIR, SEARCH_TABLE, artifact_paths, load_caches, read_manifest,
+                      read_sidecar, require_sidecars)
 from . import plots
 from .tables import comparison_table, disagreement_matrix, pair_table, per_class_table, to_markdown
 
@@ -57,16 +59,6 @@ def resolve_data(sidecar: dict, source: str | None = None) -> tuple[FerData | No
     return data, f"data: {data.source}"
 
 
-def _sidecars(run: Path, names: list[str]) -> dict[str, dict]:
-    out = {}
-    for n in names:
-        f = run / f"{n}.json"
-        if not f.exists():
-            raise FerEnsembleError(f"{f}: missing (every NAME.preds.npz needs its NAME.json sidecar)")
-        out[n] = json.loads(f.read_text())
-    return out
-
-
 def write_report(run_dir: str | os.PathLike, data: str | FerData | None = None, gradcam: tuple[str, ...] = (),
                  gradcam_per_class: int = 3, grid_images: int = 24) -> Report:
     """Write RUN_DIR/report/ (report.md, tables/*.csv, PNG figures); returns what was written.
@@ -75,7 +67,7 @@ def write_report(run_dir: str | os.PathLike, data: str | FerData | None = None, 
     as it was, and a new one holds no figures left over from an earlier report (say Grad-CAM maps
     of models no longer asked for)."""
     run = Path(run_dir)
-    final = run / "report"
+    final = run / REPORT_DIR
     with atomic_dir(final) as stage:
         rep = _build_report(run, stage, data, gradcam, gradcam_per_class, grid_images)
     rep.path = final / rep.path.relative_to(stage)
@@ -86,7 +78,7 @@ def write_report(run_dir: str | os.PathLike, data: str | FerData | None = None, 
 def _build_report(run: Path, out: Path, data, gradcam, gradcam_per_class, grid_images) -> Report:
     caches = load_caches(run)
     names, cls = caches["names"], caches["class_names"]
-    sidecars = _sidecars(run, names)
+    sidecars = require_sidecars(run, names)
     rep = Report(out / "report.md")
     ty, vy = caches["test_y"], caches["val_y"]
     test = {n: caches["test_proba"][i] for i, n in enumerate(names)}
@@ -147,7 +139,7 @@ def _build_report(run: Path, out: Path, data, gradcam, gradcam_per_class, grid_i
     md += _diversity_section(out, rep, names, val, test, vy, ty, manifest, best, val_acc)
     md += ["## Learning curves", ""]
     for n in names:
-        hist_file = run / f"{n}.history.csv"
+        hist_file = artifact_paths(run, n)["history.csv"]
         if hist_file.exists():
             rep.files.append(plots.learning_curves(pd.read_csv(hist_file), out / "curves" / f"{n}.png",
                                                    f"{n} ({sidecars[n].get('builder', '?')})"))
@@ -197,11 +189,13 @@ def _ensemble_label(manifest: dict, where: Path) -> tuple[str, str]:
     shown with how often it picked each member (`name ×k`), from ensemble.json's "picks"."""
     members, method = manifest["members"], manifest["method"]
     picks = manifest_picks(manifest, where)
-    kind = "weighted mean" if method == "mean" else f"{method}-weighted mean"
-    if picks is not None and (method == "mean" or any(k != 1 for k in picks.values())):
+    spec = lookup(method)
+    counted = spec is not None and spec.repeats == "counts"   # its weights are the pick counts (mean)
+    kind = "weighted mean" if counted else f"{method}-weighted mean"
+    if picks is not None and (counted or any(k != 1 for k in picks.values())):
         label = f"{ENSEMBLE} ({kind} of {len(members)}, {sum(picks.values())} picks)"
         return label, ", ".join(n if k == 1 else f"{n} ×{k}" for n, k in picks.items())
-    if method == "mean" and manifest.get("weights") is not None:   # counts not recorded (an older file)
+    if counted and manifest.get("weights") is not None:   # counts not recorded (an older file)
         return f"{ENSEMBLE} ({kind} of {len(members)})", ", ".join(members)
     return f"{ENSEMBLE} ({method} of {len(members)})", ", ".join(members)
 
@@ -211,7 +205,7 @@ def _selection_section(run: Path, out: Path, rep: Report, pool: int, shown: int 
     `search --cv-folds`, the out-of-fold comparison of the ways of choosing (search_cv.json).
     `pool`: the run's number of models, to flag a comparison written before models were added."""
     md = []
-    board_file, cv_file = run / "search.csv", run / CV_FILE
+    board_file, cv_file = run / SEARCH_TABLE, run / CV_FILE
     if board_file.exists():
         try:   # sorted by validation accuracy when written; the first rows are the leaderboard
             board = pd.read_csv(board_file, nrows=shown)
@@ -226,7 +220,7 @@ def _selection_section(run: Path, out: Path, rep: Report, pool: int, shown: int 
                    "test accuracy is reported, never used to choose.", "", to_markdown(board, 2), ""]
     if cv_file.exists():
         try:
-            cv = json.loads(cv_file.read_text())
+            cv = read_sidecar(cv_file, ValueError)
             table = procedure_table(cv)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             rep.notes.append(f"{cv_file}: unreadable ({e!r}); the out-of-fold comparison is not shown")

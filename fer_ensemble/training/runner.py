@@ -10,6 +10,7 @@ from pathlib import Path
 from ..data import FerData
 from ..errors import FerEnsembleError
 from ..models import Zoo
+from ..rundir import artifact_paths, read_sidecar
 from .trainer import TrainResult, train_model
 
 
@@ -78,13 +79,10 @@ def train_parallel(zoo: Zoo, run_dir: str | os.PathLike, child_args: list[str], 
     GPU memory: each process may take only its share (JAX and TensorFlow would otherwise claim
     most of the card in the first process); an exported setting wins.
     """
-    import json
     import subprocess
     import threading
     import time
     from concurrent.futures import ThreadPoolExecutor
-
-    from .trainer import artifact_paths
 
     run_dir = Path(run_dir)
     logs = run_dir / "logs"
@@ -127,7 +125,7 @@ def train_parallel(zoo: Zoo, run_dir: str | os.PathLike, child_args: list[str], 
     for spec in specs:
         sidecar = artifact_paths(run_dir, spec.name)["json"]
         if spec.name not in failures and sidecar.exists():
-            results.append(TrainResult(spec.name, json.loads(sidecar.read_text())))
+            results.append(TrainResult(spec.name, read_sidecar(sidecar)))
         elif spec.name not in failures:
             failures[spec.name] = "finished without writing its sidecar"
     return ZooRun(results, failures)

@@ -1,13 +1,9 @@
 """Train one zoo member and leave every artifact that evaluation and ensembling need.
 
-Run directory, per model NAME:
-  NAME.h5            best model (by validation accuracy)
-  NAME.json          sidecar: spec, classes, input shape, scaling, data fingerprint, metrics, ...
-  NAME.history.csv   per-epoch loss/accuracy/learning rate
-  NAME.preds.npz     validation and test probabilities and labels (the ensemble-search cache)
-  .work/NAME/        in-progress state (backup for resume, best checkpoint); removed when done
-Every final file is written under a temporary name and renamed; NAME.json is written last, so
-its presence means the model is complete.
+Per model NAME, the run directory (`fer_ensemble.rundir`) gets NAME.h5, NAME.json (the sidecar),
+NAME.history.csv and NAME.preds.npz; .work/NAME/ holds the in-progress state (backup for resume,
+best checkpoint) and is removed when done. Every final file is written under a temporary name and
+renamed; NAME.json is written last, so its presence means the model is complete.
 """
 from __future__ import annotations
 
@@ -23,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import _tf  # noqa: F401
-from .._io import atomic_path, write_json, write_npz, write_text
+from .._io import atomic_path, write_json, write_text
 from ..data import FerData, blend_targets
 from ..data.augment import AugmentConfig, build_augmenter
 from ..data.balance import bootstrap_indices, class_weights
@@ -31,8 +27,9 @@ from ..data.pipeline import DEFAULT_SCALING, eval_arrays, eval_dataset, scale_im
 from ..errors import TrainingError
 from ..models import ModelSpec, create_model
 from ..metrics import classification_metrics
+from ..rundir import ARTIFACTS, artifact_paths, read_sidecar, work_dir, write_predictions, write_sidecar
 
-ARTIFACTS = ("h5", "json", "history.csv", "preds.npz")
+__all__ = ["train_model", "TrainResult", "artifact_paths", "ARTIFACTS", "SIDECAR_FORMAT"]
 
 
 class _SkipLegacyH5Note(logging.Filter):
@@ -62,11 +59,6 @@ class TrainResult:
     @property
     def test_accuracy(self) -> float:
         return self.sidecar["metrics"]["test"]["accuracy"]
-
-
-def artifact_paths(out_dir: str | os.PathLike, name: str) -> dict[str, Path]:
-    out_dir = Path(out_dir)
-    return {k: out_dir / f"{name}.{k}" for k in ARTIFACTS}
 
 
 def _canonical(spec: ModelSpec) -> dict:
@@ -144,16 +136,16 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
     fingerprint = data.fingerprint()  # of the images and labels: FER+ targets are part of the spec
     train_soft = _train_targets(spec, data)
     if paths["json"].exists() and not force:
-        stored = json.loads(paths["json"].read_text())
+        stored = read_sidecar(paths["json"], TrainingError)
         _check_existing(stored, spec, fingerprint, paths["json"])
         if all(p.exists() for p in paths.values()):
             return TrainResult(spec.name, stored, skipped=True)
-    work = out_dir / ".work" / spec.name
+    work = work_dir(out_dir, spec.name)
     state_file = work / "state.json"
     if force and work.exists():
         shutil.rmtree(work)
     if state_file.exists():
-        _check_existing(json.loads(state_file.read_text()), spec, fingerprint, work)
+        _check_existing(read_sidecar(state_file, TrainingError), spec, fingerprint, work)
     work.mkdir(parents=True, exist_ok=True)
     write_json(state_file, {"spec": _canonical(spec), "data_fingerprint": fingerprint})
 
@@ -298,14 +290,13 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
         "versions": versions(),
         "metrics": {s: classification_metrics(data.split(s).y, probs[s], data.class_names) for s in ("val", "test")},
     }
-    write_npz(paths["preds.npz"], val_proba=probs["val"], val_y=data.val.y, test_proba=probs["test"],
-              test_y=data.test.y, class_names=np.array(data.class_names))
+    write_predictions(out_dir, spec.name, probs["val"], data.val.y, probs["test"], data.test.y, data.class_names)
     write_text(paths["history.csv"], hist.to_csv(index=False))
     with atomic_path(paths["h5"]) as tmp:
         best.save(tmp)
-    write_json(paths["json"], sidecar)
+    write_sidecar(out_dir, spec.name, sidecar)
     shutil.rmtree(work, ignore_errors=True)
-    _remove_empty(out_dir / ".work")
+    _remove_empty(work.parent)
     return TrainResult(spec.name, sidecar)
 
 
@@ -364,7 +355,7 @@ def _warm_start(net, spec: ModelSpec, out_dir: Path, fingerprint: str, copy_weig
     if not (src["json"].exists() and src["h5"].exists()):
         raise TrainingError(f"{where}: {src['h5']} and {src['json'].name} are needed; train "
                             f"{spec.init_from!r} into {out_dir} first")
-    stored = json.loads(src["json"].read_text())
+    stored = read_sidecar(src["json"], TrainingError)
     if stored.get("data_fingerprint") != fingerprint:
         raise TrainingError(f"{where}: {src['json']} was trained on different data")
     if copy_weights:
