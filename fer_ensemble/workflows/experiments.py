@@ -21,8 +21,8 @@ from ..ensemble import combine, fit_weights, load_caches, search_subsets
 from ..ensemble.methods import DEFAULT_METHODS
 from ..errors import FerEnsembleError
 from ..models import Zoo, zoo_from_dict
+from ..evaluation.tables import to_markdown
 from ..training import train_all
-from .tables import to_markdown
 
 KINDS = ("compare", "ensemble", "labels")
 

@@ -9,7 +9,7 @@ import pytest
 
 from fer_ensemble.data import make_synthetic, simulate_ferplus
 from fer_ensemble.errors import FerEnsembleError
-from fer_ensemble.evaluation.experiments import load_experiment, run_experiment
+from fer_ensemble.workflows.experiments import load_experiment, run_experiment
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_MODEL = 'builder = "lenet"\nargs = { filters = [4, 4, 4], dense_units = [8] }\n'

@@ -1,0 +1,73 @@
+"""CLI, training stage: `train NAME` (one zoo entry) and `train-all` (every entry, resumable,
+optionally several processes at once)."""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from .data import load_for_zoo
+
+
+def _train_args(p: argparse.ArgumentParser, add_data_args) -> None:
+    add_data_args(p)
+    p.add_argument("--zoo", default="models_zoo/quick.toml")
+    p.add_argument("--run", default=None, help="run directory (default runs/<zoo name>)")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--force", action="store_true", help="retrain even if artifacts exist")
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the synthetic data set")
+    p.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs to RUN/tensorboard/")
+    p.add_argument("--xla", action="store_true", help="compile with XLA (helps on GPUs, slows CPUs)")
+    p.add_argument("--ferplus", metavar="CSV", help="FER+ fer2013new.csv: crowd votes of the Training images, "
+                   "blended into the targets of members that set ferplus_targets")
+    p.add_argument("--time-limit", type=float, metavar="SECONDS",
+                   help="stop each member after this much training and finish it as usual (a GPU lease)")
+
+
+def register(sub, add_data_args) -> None:
+    p = sub.add_parser("train", help="train one zoo entry")
+    p.add_argument("name")
+    _train_args(p, add_data_args)
+    p.set_defaults(func=cmd_train_all)
+    p = sub.add_parser("train-all", help="train every model of a zoo file (resumable)")
+    _train_args(p, add_data_args)
+    p.add_argument("--jobs", type=int, default=1,
+                   help="train this many members at once, one process each (small models share a GPU)")
+    p.set_defaults(func=cmd_train_all, name=None)
+
+
+def cmd_train_all(args: argparse.Namespace) -> int:
+    from ..models import load_zoo
+    from ..training import train_all
+
+    zoo = load_zoo(args.zoo)
+    run = Path(args.run or f"runs/{zoo.name}")
+    data = load_for_zoo(args, zoo)  # also with --jobs: a bad data file fails here once, not in N processes
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("seed", args.seed))
+                 if v is not None}
+    print(f"training zoo {zoo.name} ({len(zoo.models)} models) on {data.source} -> {run}", flush=True)
+    t = time.perf_counter()
+    if getattr(args, "jobs", 1) > 1:
+        from ..training import train_parallel
+
+        result = train_parallel(zoo, run, child_args(args, run), jobs=args.jobs)
+    else:
+        result = train_all(zoo, data, run, only=[args.name] if args.name else None,
+                           overrides=overrides, force=args.force, tensorboard=args.tensorboard,
+                           jit_compile=args.xla, time_limit=args.time_limit)
+    print(result.table())
+    print(f"done in {time.perf_counter() - t:.0f}s")
+    return 1 if result.failures else 0
+
+
+def child_args(args: argparse.Namespace, run: Path) -> list[str]:
+    """The `fer-ensemble train NAME` options that reproduce this train-all's settings."""
+    out = ["--zoo", str(args.zoo), "--run", str(run), "--data", str(args.data), "--data-seed", str(args.data_seed)]
+    for flag, value in (("--classes", args.classes), ("--epochs", args.epochs), ("--batch-size", args.batch_size),
+                        ("--seed", args.seed), ("--time-limit", args.time_limit), ("--ferplus", args.ferplus)):
+        if value is not None:
+            out += [flag, str(value)]
+    return out + [flag for flag, on in (("--force", args.force), ("--xla", args.xla),
+                                        ("--tensorboard", args.tensorboard)) if on]
