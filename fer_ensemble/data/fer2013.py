@@ -102,13 +102,8 @@ def parse_fer_csv_bytes(raw: bytes, name: str = "<csv>") -> tuple[np.ndarray, np
     line_ends = np.flatnonzero(a == 10)
     if line_ends.size == 0 or line_ends[-1] != a.size - 1:
         line_ends = np.append(line_ends, a.size)  # no final newline
-    header = raw[:line_ends[0] - pad].decode("utf-8", "replace").lstrip("\ufeff").strip()
-    cols = [c.strip().strip('"').lower() for c in header.split(",")]
-    missing = [c for c in ("emotion", "pixels", "usage") if c not in cols]
-    if missing:
-        raise DataError(f"{name}: missing column(s) {', '.join(missing)} in header {header!r}; "
-                        "expected 'emotion,pixels,Usage'")
-    ie, ip, iu = cols.index("emotion"), cols.index("pixels"), cols.index("usage")
+    cols = _header_columns(raw[:line_ends[0] - pad], name)
+    ip = cols.index("pixels")
     starts = line_ends[:-1] + 1
     stops = line_ends[1:]
     keep = stops - starts > 1  # drop blank lines (nothing, or a lone "\r")
@@ -132,6 +127,31 @@ def parse_fer_csv_bytes(raw: bytes, name: str = "<csv>") -> tuple[np.ndarray, np
     cpos = commas[first[:, None] + np.arange(len(cols) - 1)]
     left = np.column_stack([starts - 1, cpos])
     right = np.column_stack([cpos, stops])
+    labels, usage = _short_fields(a, raw, left, right, cols, pad, name)
+    a[:line_ends[0]] = 32  # header
+    for edge in (left[:, ip] + 1, right[:, ip] - 1):  # quotes and a carriage return around pixels
+        hit = edge[(a[edge] == 34) | (a[edge] == 13)]
+        a[hit] = 32
+    images = _decode_pixels(a, line_ends, stops, n, name)
+    return labels, usage.astype(str), images
+
+
+def _header_columns(header_bytes: bytes, name: str) -> list[str]:
+    """The header's column names, lower-case; emotion, pixels and usage must be among them."""
+    header = header_bytes.decode("utf-8", "replace").lstrip("\ufeff").strip()
+    cols = [c.strip().strip('"').lower() for c in header.split(",")]
+    missing = [c for c in ("emotion", "pixels", "usage") if c not in cols]
+    if missing:
+        raise DataError(f"{name}: missing column(s) {', '.join(missing)} in header {header!r}; "
+                        "expected 'emotion,pixels,Usage'")
+    return cols
+
+
+def _short_fields(a: np.ndarray, raw: bytes, left: np.ndarray, right: np.ndarray, cols: list[str], pad: int,
+                  name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Read each row's label and Usage, checked, and blank every non-pixel field in `a` (in place)."""
+    ie, ip, iu = cols.index("emotion"), cols.index("pixels"), cols.index("usage")
+    n = left.shape[0]
     labels = np.empty(n, dtype=np.int64)
     usage = np.empty(n, dtype=object)
     mv = memoryview(raw)
@@ -157,12 +177,7 @@ def parse_fer_csv_bytes(raw: bytes, name: str = "<csv>") -> tuple[np.ndarray, np
     if bad.size:
         r = int(bad[0])
         raise DataError(f"{name}: line {r + 2}: emotion {labels[r]} outside the class range 0-6")
-    a[:line_ends[0]] = 32  # header
-    for edge in (left[:, ip] + 1, right[:, ip] - 1):  # quotes and a carriage return around pixels
-        hit = edge[(a[edge] == 34) | (a[edge] == 13)]
-        a[hit] = 32
-    images = _decode_pixels(a, line_ends, stops, n, name)
-    return labels, usage.astype(str), images
+    return labels, usage
 
 
 def _decode_pixels(a: np.ndarray, line_ends: np.ndarray, row_stops: np.ndarray, n_rows: int,

@@ -66,6 +66,37 @@ def _numba_available() -> bool:
     return True
 
 
+def _count_wins(t: np.ndarray, grp, ok: np.ndarray, cmp: np.ndarray) -> np.ndarray:
+    """Per subset row of scores `t` (S, C, n), how many samples' true class wins; `grp` lists
+    (class, start, end) runs of samples sorted by true class; `ok`, `cmp` are scratch buffers."""
+    c = t.shape[1]
+    count = np.zeros(t.shape[0], dtype=np.int64)
+    for k, s, e in grp:
+        true = t[:, k, s:e]
+        o, c_ = ok[:, :e - s], cmp[:, :e - s]
+        o.fill(True)
+        for j in range(c):
+            if j == k:
+                continue
+            (np.greater if j < k else np.greater_equal)(true, t[:, j, s:e], out=c_)
+            np.logical_and(o, c_, out=o)
+        count += np.count_nonzero(o, axis=1)
+    return count
+
+
+def _low_margin_bounds(a: np.ndarray, ys: np.ndarray, lo_bits: int):
+    """Exact pruning for additive scores (all but recall): with margins g_j = score_true - score_j,
+    every low subset's margin lies in [sum of negative parts, sum of positive parts] of the low
+    members' margins. Returns those bounds (C, n) and the (C, n) mask of classes other than the true one."""
+    true_rows = ys[None, :]
+    a_true = np.take_along_axis(a, np.broadcast_to(true_rows[None], (a.shape[0], 1, ys.size)), axis=1)
+    margins = a_true - a                                             # (M, C, n), 0 on the true class
+    lo_min = np.minimum(margins[:lo_bits], 0).sum(axis=0)            # (C, n)
+    lo_max = np.maximum(margins[:lo_bits], 0).sum(axis=0)
+    other = np.arange(a.shape[1])[:, None] != ys[None, :]           # (C, n)
+    return lo_min, lo_max, other
+
+
 def subset_correct(contrib: np.ndarray, denom: np.ndarray | None, y: np.ndarray, method: str = "mean",
                    proba: np.ndarray | None = None, threads: int | None = None,
                    engine: str = "auto") -> np.ndarray:
@@ -81,6 +112,11 @@ def subset_correct(contrib: np.ndarray, denom: np.ndarray | None, y: np.ndarray,
         return _subset_correct_numba(contrib, denom, y, method, proba)
     if engine != "numpy":
         raise ValueError(f"engine must be 'auto', 'numba' or 'numpy', got {engine!r}")
+    return _subset_correct_numpy(contrib, denom, y, method, proba, threads)
+
+
+def _subset_correct_numpy(contrib, denom, y, method, proba, threads) -> np.ndarray:
+    """`subset_correct` in numpy: all low-subset sums at once per high subset, over threads."""
     m, n, c = contrib.shape
     decided = _decided(proba, method, denom) if proba is not None else np.zeros(n, bool)
     const = int((proba[0].argmax(axis=1)[decided] == y[decided]).sum()) if decided.any() else 0
@@ -96,34 +132,9 @@ def subset_correct(contrib: np.ndarray, denom: np.ndarray | None, y: np.ndarray,
         low_d, high_d = _all_sums(denom[:lo_bits]), _all_sums(denom[lo_bits:])
     out = np.empty((high.shape[0], low.shape[0]), dtype=np.int64)
 
-    # Exact pruning for additive scores (all but recall): with margins g_j = score_true - score_j,
-    # every low subset's margin lies in [sum of negative parts, sum of positive parts] of the
-    # low members' margins. A sample whose high margin plus that range stays > 0 for every j is
-    # right for all 2^l low subsets; one with some j below 0 for all of them is wrong for all.
-    cls = np.arange(c)
-    if denom is None and ys.size:
-        true_rows = ys[None, :]
-        a_true = np.take_along_axis(a, np.broadcast_to(true_rows[None], (a.shape[0], 1, ys.size)), axis=1)
-        margins = a_true - a                                             # (M, C, n), 0 on the true class
-        lo_min = np.minimum(margins[:lo_bits], 0).sum(axis=0)            # (C, n)
-        lo_max = np.maximum(margins[:lo_bits], 0).sum(axis=0)
-        other = cls[:, None] != ys[None, :]                              # (C, n)
-    else:
-        lo_min = None
-
-    def evaluate(t: np.ndarray, grp, ok, cmp) -> np.ndarray:
-        count = np.zeros(t.shape[0], dtype=np.int64)
-        for k, s, e in grp:
-            true = t[:, k, s:e]
-            o, c_ = ok[:, :e - s], cmp[:, :e - s]
-            o.fill(True)
-            for j in range(c):
-                if j == k:
-                    continue
-                (np.greater if j < k else np.greater_equal)(true, t[:, j, s:e], out=c_)
-                np.logical_and(o, c_, out=o)
-            count += np.count_nonzero(o, axis=1)
-        return count
+    # A sample whose high margin plus the low members' margin range stays > 0 for every j is right
+    # for all 2^l low subsets; one with some j below 0 for all of them is wrong for all.
+    lo_min, lo_max, other = _low_margin_bounds(a, ys, lo_bits) if denom is None and ys.size else (None,) * 3
 
     def run(rows: range) -> None:
         # Buffers are allocated once per thread: fresh arrays per subset block cost page faults.
@@ -146,14 +157,14 @@ def subset_correct(contrib: np.ndarray, denom: np.ndarray | None, y: np.ndarray,
                 b = np.searchsorted(ya, np.arange(c + 1))
                 grp = [(k, b[k], b[k + 1]) for k in range(c) if b[k + 1] > b[k]]
                 ta = low[:, :, amb] + hh[:, amb]
-                out[h] = evaluate(ta, grp, ok, cmp) + base + const
+                out[h] = _count_wins(ta, grp, ok, cmp) + base + const
                 continue
             np.add(low, high[h], out=t)
             if denom is not None:
                 np.add(low_d, high_d[h], out=d)
                 np.maximum(d, _EPS, out=d)
                 t /= d[:, :, None]
-            out[h] = evaluate(t, groups, ok, cmp) + const
+            out[h] = _count_wins(t, groups, ok, cmp) + const
 
     threads = threads or min(os.cpu_count() or 1, 4)
     parts = [range(i, high.shape[0], threads) for i in range(threads)]
@@ -258,7 +269,6 @@ def search_subsets(names: list[str], val_proba: np.ndarray, val_y: np.ndarray, t
     max_size = max_size or m
     if not 1 <= min_size <= max_size <= m:
         raise ValueError(f"need 1 <= min_size <= max_size <= {m}, got {min_size}, {max_size}")
-    n_val, n_test = len(val_y), len(test_y)
     rows, evaluated = [], {}
     limit = EXHAUSTIVE_LIMIT if exhaustive_limit is None else exhaustive_limit
     if limit < 0:
@@ -268,55 +278,76 @@ def search_subsets(names: list[str], val_proba: np.ndarray, val_y: np.ndarray, t
         if is_stacked(method):   # fitted on the candidates below, not searched over subsets
             continue
         if exhaustive:
-            a, d = contributions(method, val_proba, val_proba, val_y)
-            correct = subset_correct(a, d, val_y, method, val_proba)
-            masks = np.arange(1, 2 ** m, dtype=np.int64)
-            sizes = _popcount(masks)
-            sel = (sizes >= min_size) & (sizes <= max_size)
-            masks, sizes, acc = masks[sel], sizes[sel], correct[1:][sel] / n_val
-            evaluated[method] = int(masks.size)
-            order = np.lexsort((masks, sizes, -acc))[:top]   # best val first, then smaller
-            if masks.size <= 4096:   # small zoo: test accuracy of every subset, same engine
-                ta, td = contributions(method, test_proba, val_proba, val_y)
-                test_correct = subset_correct(ta, td, test_y, method, None)
-                test_acc = test_correct[masks[order]] / n_test
-            else:
-                test_acc = [_subset_test_accuracy(method, int(mask), val_proba, val_y, test_proba, test_y)
-                            for mask in masks[order]]
-            for mask, va, tacc in zip(masks[order], acc[order], test_acc):
-                members = [i for i in range(m) if mask >> i & 1]
-                rows.append(_row(method, members, names, va, tacc))
+            new, evaluated[method] = _exhaustive_rows(method, names, val_proba, val_y, test_proba, test_y,
+                                                      min_size, max_size, top)
         else:
-            counts, va = greedy_select(method, val_proba, val_y)
-            members = [i for i in range(m) if counts[i]]
-            idx = np.repeat(np.arange(m), counts)
-            w = fit_weights(method, val_proba[idx], val_y)
-            tacc = (combine(test_proba[idx], method, w).argmax(1) == test_y).mean()
-            rows.append(_row(method, members, names, va, tacc,
-                             {"multiplicity": "+".join(str(int(counts[i])) for i in members)}))
-            evaluated[method] = 1
+            new, evaluated[method] = _greedy_rows(method, names, val_proba, val_y, test_proba, test_y), 1
+        rows += new
     table = pd.DataFrame(rows)
     if stacking and STACKING in methods:
-        seen = {"+".join(names)}
-        searched = table.method.unique() if len(table) else []   # stacking alone: only all members
-        cands = [list(range(m))] + [[names.index(x) for x in table[table.method == mt].iloc[0]["members"].split("+")]
-                                     for mt in searched]
-        st_rows = []
-        for members in cands:
-            key = "+".join(names[i] for i in members)
-            if key in seen and members != list(range(m)):
-                continue
-            seen.add(key)
-            st = Stacker()
-            va = st.cross_val_accuracy(val_proba[members], val_y)
-            tacc = (st.fit(val_proba[members], val_y).predict_proba(test_proba[members]).argmax(1) == test_y).mean()
-            st_rows.append(_row(STACKING, members, names, va, tacc))
+        st_rows = _stacking_rows(table, names, val_proba, val_y, test_proba, test_y)
         table = pd.concat([table, pd.DataFrame(st_rows)], ignore_index=True)
         evaluated[STACKING] = len(st_rows)
     table = table.sort_values(["val_accuracy", "size"], ascending=[False, True], kind="stable").reset_index(drop=True)
     best = {mt: table[table.method == mt].iloc[0].to_dict() for mt in table.method.unique()}
     return SearchResult(names, table, best, table.iloc[0].to_dict(), "exhaustive" if exhaustive else "greedy",
                         evaluated)
+
+
+def _exhaustive_rows(method, names, val_proba, val_y, test_proba, test_y, min_size, max_size,
+                     top) -> tuple[list[dict], int]:
+    """Every subset of `method` within the size bounds, the `top` best by validation accuracy as
+    table rows; and how many subsets were evaluated."""
+    m, n_val, n_test = len(names), len(val_y), len(test_y)
+    a, d = contributions(method, val_proba, val_proba, val_y)
+    correct = subset_correct(a, d, val_y, method, val_proba)
+    masks = np.arange(1, 2 ** m, dtype=np.int64)
+    sizes = _popcount(masks)
+    sel = (sizes >= min_size) & (sizes <= max_size)
+    masks, sizes, acc = masks[sel], sizes[sel], correct[1:][sel] / n_val
+    order = np.lexsort((masks, sizes, -acc))[:top]   # best val first, then smaller
+    if masks.size <= 4096:   # small zoo: test accuracy of every subset, same engine
+        ta, td = contributions(method, test_proba, val_proba, val_y)
+        test_correct = subset_correct(ta, td, test_y, method, None)
+        test_acc = test_correct[masks[order]] / n_test
+    else:
+        test_acc = [_subset_test_accuracy(method, int(mask), val_proba, val_y, test_proba, test_y)
+                    for mask in masks[order]]
+    rows = [_row(method, [i for i in range(m) if mask >> i & 1], names, va, tacc)
+            for mask, va, tacc in zip(masks[order], acc[order], test_acc)]
+    return rows, int(masks.size)
+
+
+def _greedy_rows(method, names, val_proba, val_y, test_proba, test_y) -> list[dict]:
+    """Greedy forward selection's pick for `method`, with how often it picked each member."""
+    m = len(names)
+    counts, va = greedy_select(method, val_proba, val_y)
+    members = [i for i in range(m) if counts[i]]
+    idx = np.repeat(np.arange(m), counts)
+    w = fit_weights(method, val_proba[idx], val_y)
+    tacc = (combine(test_proba[idx], method, w).argmax(1) == test_y).mean()
+    return [_row(method, members, names, va, tacc, {"multiplicity": "+".join(str(int(counts[i])) for i in members)})]
+
+
+def _stacking_rows(table, names, val_proba, val_y, test_proba, test_y) -> list[dict]:
+    """Stacking on all members and on each searched method's best subset (each set once), scored
+    by out-of-fold validation accuracy."""
+    m = len(names)
+    seen = {"+".join(names)}
+    searched = table.method.unique() if len(table) else []   # stacking alone: only all members
+    cands = [list(range(m))] + [[names.index(x) for x in table[table.method == mt].iloc[0]["members"].split("+")]
+                                 for mt in searched]
+    rows = []
+    for members in cands:
+        key = "+".join(names[i] for i in members)
+        if key in seen and members != list(range(m)):
+            continue
+        seen.add(key)
+        st = Stacker()
+        va = st.cross_val_accuracy(val_proba[members], val_y)
+        tacc = (st.fit(val_proba[members], val_y).predict_proba(test_proba[members]).argmax(1) == test_y).mean()
+        rows.append(_row(STACKING, members, names, va, tacc))
+    return rows
 
 
 def _subset_test_accuracy(method, mask, val_proba, val_y, test_proba, test_y) -> float:

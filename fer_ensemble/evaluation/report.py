@@ -75,16 +75,37 @@ def write_report(run_dir: str | os.PathLike, data: str | FerData | None = None, 
     return rep
 
 
-def _build_report(run: Path, out: Path, data, gradcam, gradcam_per_class, grid_images) -> Report:
+@dataclass
+class _Run:
+    """What every section of a report reads: the run's predictions, members and ensemble."""
+
+    run: Path
+    out: Path
+    rep: Report
+    names: list[str]
+    cls: list[str]
+    sidecars: dict[str, dict]
+    test: dict[str, np.ndarray]      # model (and ENSEMBLE) -> test probabilities
+    val: dict[str, np.ndarray]
+    ty: np.ndarray
+    vy: np.ndarray
+    manifest: dict | None
+    ens_label: str
+    val_acc: dict[str, float]
+    best: str                        # the best single model by validation accuracy
+
+
+def _read_run(run: Path, out: Path) -> tuple[_Run, str]:
+    """The run's caches, sidecars and ensemble (from ensemble.json, or the mean of all members);
+    also the ensemble's members as the header shows them."""
     caches = load_caches(run)
-    names, cls = caches["names"], caches["class_names"]
+    names = caches["names"]
     sidecars = require_sidecars(run, names)
-    rep = Report(out / "report.md")
-    ty, vy = caches["test_y"], caches["val_y"]
     test = {n: caches["test_proba"][i] for i, n in enumerate(names)}
     val = {n: caches["val_proba"][i] for i, n in enumerate(names)}
     where = run / MANIFEST
     manifest = read_manifest(where) if where.exists() else None
+    members_text = ""
     if manifest:
         test[ENSEMBLE], val[ENSEMBLE] = (manifest_proba(manifest, caches, s, where) for s in ("test", "val"))
         ens_label, members_text = _ensemble_label(manifest, where)   # after: missing members get a clear error
@@ -92,71 +113,116 @@ def _build_report(run: Path, out: Path, data, gradcam, gradcam_per_class, grid_i
         ens_label = f"{ENSEMBLE} (mean of all {len(names)}; no ensemble.json: run the search)"
         test[ENSEMBLE] = caches["test_proba"].mean(axis=0)
         val[ENSEMBLE] = caches["val_proba"].mean(axis=0)
+    vy = caches["val_y"]
     val_acc = {n: float((v.argmax(1) == vy).mean()) for n, v in val.items()}   # members and the ensemble
     best = max(names, key=lambda n: (val_acc[n], n))
-    md = [f"# Report: {run.name}", "",
-          f"{len(names)} model(s); classes: {', '.join(cls)}; validation {len(vy)} images (used for every "
-          f"choice), test {len(ty)} images (reported only).", "",
-          f"Ensemble: {ens_label}" + (f", members {members_text}" if manifest else ""),
-          f"Best single model by validation accuracy: {best}.", ""]
+    r = _Run(run, out, Report(out / "report.md"), names, caches["class_names"], sidecars, test, val,
+             caches["test_y"], vy, manifest, ens_label, val_acc, best)
+    return r, members_text
 
-    # ---- summary and per-class tables
+
+def _build_report(run: Path, out: Path, data, gradcam, gradcam_per_class, grid_images) -> Report:
+    r, members_text = _read_run(run, out)
+    md = [f"# Report: {run.name}", "",
+          f"{len(r.names)} model(s); classes: {', '.join(r.cls)}; validation {len(r.vy)} images (used for every "
+          f"choice), test {len(r.ty)} images (reported only).", "",
+          f"Ensemble: {r.ens_label}" + (f", members {members_text}" if r.manifest else ""),
+          f"Best single model by validation accuracy: {r.best}.", ""]
+    md += _tables_section(r)
+    md += _figures_section(r)
+    md += _diversity_section(out, r.rep, r.names, r.val, r.test, r.vy, r.ty, r.manifest, r.best, r.val_acc)
+    md += _curves_section(r)
+    md += _image_sections(r, data, gradcam, gradcam_per_class, grid_images)
+    if r.rep.notes:
+        md += ["## Notes", "", *[f"- {n}" for n in r.rep.notes], ""]
+    write_text(r.rep.path, "\n".join(md))
+    r.rep.files.append(r.rep.path)
+    return r.rep
+
+
+def _tables_section(r: _Run) -> list[str]:
+    """The summary and per-class tables, and how the ensemble was chosen."""
+    out, rep = r.out, r.rep
     (out / "tables").mkdir(parents=True, exist_ok=True)
-    summary = comparison_table(test, ty, cls)
-    summary.insert(1, "val accuracy", [100 * val_acc[n] for n in summary["model"]])
+    summary = comparison_table(r.test, r.ty, r.cls)
+    summary.insert(1, "val accuracy", [100 * r.val_acc[n] for n in summary["model"]])
     rep.summary = summary
     rep.files.append(_write_csv(summary, out / "tables" / "summary_test.csv"))
-    md += ["## Test accuracy per class (%)", "", "Per-class accuracy is the recall of the class, as in the "
-           "reference study's Tables 2-5.", "", to_markdown(summary, 2), ""]
-    md += _selection_section(run, out, rep, len(names))
+    md = ["## Test accuracy per class (%)", "", "Per-class accuracy is the recall of the class, as in the "
+          "reference study's Tables 2-5.", "", to_markdown(summary, 2), ""]
+    md += _selection_section(r.run, out, rep, len(r.names))
     md += ["## Precision, recall, F1 per model (test)", ""]
-    for n in [ENSEMBLE, *names]:
-        t = per_class_table(ty, test[n], cls)
+    for n in [ENSEMBLE, *r.names]:
+        t = per_class_table(r.ty, r.test[n], r.cls)
         rep.files.append(_write_csv(t, out / "tables" / f"{n}.test.csv"))
-        md += [f"<details><summary>{ens_label if n == ENSEMBLE else n}</summary>", "", to_markdown(t), "",
+        md += [f"<details><summary>{r.ens_label if n == ENSEMBLE else n}</summary>", "", to_markdown(t), "",
                "</details>", ""]
+    return md
 
-    # ---- confusion matrices, ROC, learning curves
-    md += ["## Confusion matrices (test)", ""]
-    for n in [ENSEMBLE, *names]:
+
+def _figures_section(r: _Run) -> list[str]:
+    """Confusion matrices of every model, ROC curves of the ensemble and the best model."""
+    out, rep, ty, cls = r.out, r.rep, r.ty, r.cls
+    md = ["## Confusion matrices (test)", ""]
+    for n in [ENSEMBLE, *r.names]:
         for norm in (False, True):
             kind = "normalized" if norm else "counts"
-            p = plots.confusion_matrix_plot(ty, test[n], cls, out / "confusion" / f"{n}.{kind}.png",
+            p = plots.confusion_matrix_plot(ty, r.test[n], cls, out / "confusion" / f"{n}.{kind}.png",
                                             f"{n}: confusion matrix ({kind}, test)", normalize=norm)
             rep.files.append(p)
         md.append(f"**{n}**: ![{n} counts](confusion/{n}.counts.png) ![{n} normalized](confusion/{n}.normalized.png)")
         md.append("")
     md += ["## ROC curves, one vs rest (test)", ""]
     auc_rows = []
-    for n in dict.fromkeys([ENSEMBLE, best]):
-        p, aucs = plots.roc_curves(ty, test[n], cls, out / "roc" / f"{n}.png", f"{n}: ROC (test)")
+    for n in dict.fromkeys([ENSEMBLE, r.best]):
+        p, aucs = plots.roc_curves(ty, r.test[n], cls, out / "roc" / f"{n}.png", f"{n}: ROC (test)")
         rep.files.append(p)
         auc_rows.append({"model": n, **aucs})
         md.append(f"![{n} ROC](roc/{n}.png)")
     auc = pd.DataFrame(auc_rows)
     rep.files.append(_write_csv(auc, out / "tables" / "auc_test.csv"))
-    md += ["", to_markdown(auc), ""]
-    md += _diversity_section(out, rep, names, val, test, vy, ty, manifest, best, val_acc)
-    md += ["## Learning curves", ""]
-    for n in names:
-        hist_file = artifact_paths(run, n)["history.csv"]
+    return md + ["", to_markdown(auc), ""]
+
+
+def _curves_section(r: _Run) -> list[str]:
+    md = ["## Learning curves", ""]
+    for n in r.names:
+        hist_file = artifact_paths(r.run, n)["history.csv"]
         if hist_file.exists():
-            rep.files.append(plots.learning_curves(pd.read_csv(hist_file), out / "curves" / f"{n}.png",
-                                                   f"{n} ({sidecars[n].get('builder', '?')})"))
+            r.rep.files.append(plots.learning_curves(pd.read_csv(hist_file), r.out / "curves" / f"{n}.png",
+                                                     f"{n} ({r.sidecars[n].get('builder', '?')})"))
             md.append(f"![{n} learning curves](curves/{n}.png)")
     md.append("")
+    return md
 
-    # ---- sections that need the images
+
+def _image_sections(r: _Run, data, gradcam, gradcam_per_class, grid_images) -> list[str]:
+    """The sections that need the images: class distribution, the test image grid, Grad-CAM."""
     fer = data if isinstance(data, FerData) else None
     why = ""
     if fer is None:
-        fer, why = resolve_data(sidecars[names[0]], data)
-    md += ["## Class distribution", ""]
-    counts = pd.DataFrame({"validation": np.bincount(vy, minlength=len(cls)),
-                           "test": np.bincount(ty, minlength=len(cls))}, index=cls)
+        fer, why = resolve_data(r.sidecars[r.names[0]], data)
+    md = _distribution_section(r, fer, why)
+    if fer is not None:
+        x_test = fer.test.x
+        if len(x_test) != len(r.ty) or not np.array_equal(fer.test.y, r.ty):
+            raise FerEnsembleError(f"{r.run}: the caches' test labels do not match {fer.source}")
+        r.rep.files.append(plots.image_grid(x_test, r.ty, r.test[ENSEMBLE], r.cls, r.out / "predictions_grid.png",
+                                            f"{ENSEMBLE}: test images, mistakes first", n=grid_images))
+        md += ["## Test images (mistakes first, in red)", "", "![grid](predictions_grid.png)", ""]
+        md += _gradcam_section(r.run, r.out, r.rep, r.sidecars, [r.best, *[g for g in gradcam if g != r.best]],
+                               x_test, r.ty, r.cls, gradcam_per_class)
+    return md
+
+
+def _distribution_section(r: _Run, fer: FerData | None, why: str) -> list[str]:
+    """Images per class in each split, and in training after balancing when the data is here."""
+    cls, out, rep = r.cls, r.out, r.rep
+    counts = pd.DataFrame({"validation": np.bincount(r.vy, minlength=len(cls)),
+                           "test": np.bincount(r.ty, minlength=len(cls))}, index=cls)
     if fer is not None:
         ytr = fer.train.y
-        fraction = next((s["spec"]["oversample_fraction"] for s in sidecars.values()
+        fraction = next((s["spec"]["oversample_fraction"] for s in r.sidecars.values()
                          if s["spec"].get("balancing") == "oversample"), 0.6)
         counts.insert(0, f"training, oversampled ({fraction:g})",
                       np.bincount(oversample(np.zeros(len(ytr)), ytr, fraction)[1], minlength=len(cls)))
@@ -167,21 +233,8 @@ def _build_report(run: Path, out: Path, data, gradcam, gradcam_per_class, grid_i
     rep.files.append(plots.class_distribution(counts, out / "class_distribution.png",
                                               "images per class: splits, and training after balancing"))
     rep.files.append(_write_csv(counts.rename_axis("class").reset_index(), out / "tables" / "class_distribution.csv"))
-    md += ["![class distribution](class_distribution.png)", "", to_markdown(counts.rename_axis("class").reset_index()), ""]
-    if fer is not None:
-        x_test = fer.test.x
-        if len(x_test) != len(ty) or not np.array_equal(fer.test.y, ty):
-            raise FerEnsembleError(f"{run}: the caches' test labels do not match {fer.source}")
-        rep.files.append(plots.image_grid(x_test, ty, test[ENSEMBLE], cls, out / "predictions_grid.png",
-                                          f"{ENSEMBLE}: test images, mistakes first", n=grid_images))
-        md += ["## Test images (mistakes first, in red)", "", "![grid](predictions_grid.png)", ""]
-        md += _gradcam_section(run, out, rep, sidecars, [best, *[g for g in gradcam if g != best]], x_test, ty,
-                               cls, gradcam_per_class)
-    if rep.notes:
-        md += ["## Notes", "", *[f"- {n}" for n in rep.notes], ""]
-    write_text(rep.path, "\n".join(md))
-    rep.files.append(rep.path)
-    return rep
+    return ["## Class distribution", "", "![class distribution](class_distribution.png)", "",
+            to_markdown(counts.rename_axis("class").reset_index()), ""]
 
 
 def _ensemble_label(manifest: dict, where: Path) -> tuple[str, str]:

@@ -116,11 +116,44 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
     is finished as usual (the sidecar records it); None trains to its epochs or early stop.
     """
     import keras
-    import pandas as pd
 
-    from .callbacks import (EpochProgress, InnerModelCheckpoint, LogEpochTime, LogLearningRate, SeedResumedState,
-                            TimeLimit, train_time)
-    from .device import backend, device_name, gpus, precision_policy, strategy_scope, versions
+    from .device import precision_policy
+
+    pipeline, jit_compile = _resolve_pipeline(pipeline, jit_compile)
+    out_dir = Path(out_dir)
+    fingerprint = data.fingerprint()  # of the images and labels: FER+ targets are part of the spec
+    train_soft = _train_targets(spec, data)
+    done = _reuse_finished(spec, out_dir, fingerprint, force)
+    if done is not None:
+        return done
+    state = _resume_state(spec, out_dir, fingerprint, force)
+    _seed(spec)
+    augment = AugmentConfig.from_dict(spec.augment)
+    # built before the precision policy is set, so its layers stay float32
+    device_augmenter = build_augmenter(augment, seed=spec.seed) if augment and pipeline == "arrays" else None
+    policy = precision_policy(spec.mixed_precision)
+    keras.mixed_precision.set_global_policy(policy)
+    t0 = time.perf_counter()
+    try:
+        draw = _training_draw(spec, data, train_soft)
+        train_ds, steps, val_ds, weights = _datasets(spec, data, draw, augment, pipeline, state.initial_epoch)
+        net, trained, source = _build(spec, data, out_dir, fingerprint, state.initial_epoch, steps,
+                                      device_augmenter, jit_compile)
+        callbacks, limit = _callbacks(spec, net, out_dir, state, progress, tensorboard, time_limit)
+        best = _fit(spec, trained, train_ds, steps, val_ds, weights, callbacks, pipeline, state)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    run = {"wall": time.perf_counter() - t0, "initial_epoch": state.initial_epoch, "limit": limit,
+           "source": source, "drawn": draw.drawn, "policy": policy, "pipeline": pipeline}
+    sidecar = _write_artifacts(spec, data, out_dir, best, state.history_file, fingerprint, run)
+    shutil.rmtree(state.work, ignore_errors=True)
+    _remove_empty(state.work.parent)
+    return TrainResult(spec.name, sidecar)
+
+
+def _resolve_pipeline(pipeline: str, jit_compile: bool | str) -> tuple[str, bool | str]:
+    """("tf" or "arrays", jit_compile) for this backend; JAX always compiles."""
+    from .device import backend
 
     if pipeline == "auto":
         pipeline = "tf" if backend() == "tensorflow" else "arrays"
@@ -130,16 +163,37 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
         raise TrainingError(f"pipeline 'tf' needs the TensorFlow backend (this is {backend()!r})")
     if backend() == "jax":
         jit_compile = True  # un-jitted JAX training runs op by op, orders of magnitude slower
+    return pipeline, jit_compile
 
-    out_dir = Path(out_dir)
+
+def _reuse_finished(spec: ModelSpec, out_dir: Path, fingerprint: str, force: bool) -> TrainResult | None:
+    """The finished member's result when all its artifacts exist for this spec and data; None to train.
+    A sidecar from another spec or other data is refused (unless `force`)."""
     paths = artifact_paths(out_dir, spec.name)
-    fingerprint = data.fingerprint()  # of the images and labels: FER+ targets are part of the spec
-    train_soft = _train_targets(spec, data)
     if paths["json"].exists() and not force:
         stored = read_sidecar(paths["json"], TrainingError)
         _check_existing(stored, spec, fingerprint, paths["json"])
         if all(p.exists() for p in paths.values()):
             return TrainResult(spec.name, stored, skipped=True)
+    return None
+
+
+@dataclass
+class _Resume:
+    """Where an interrupted member picks up: its work folder, epochs finished, history so far."""
+
+    work: Path
+    backup_dir: Path
+    history_file: Path
+    history: "object"          # pandas DataFrame, trimmed to the finished epochs
+    initial_epoch: int
+
+
+def _resume_state(spec: ModelSpec, out_dir: Path, fingerprint: str, force: bool) -> _Resume:
+    """Prepare RUN/.work/NAME: check an earlier leg's spec and data, find the usable backup, and
+    trim the history to the epochs it holds."""
+    import pandas as pd
+
     work = work_dir(out_dir, spec.name)
     state_file = work / "state.json"
     if force and work.exists():
@@ -162,110 +216,175 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
         write_text(history_file, history.to_csv(index=False))
     elif history_file.exists():
         history_file.unlink()
+    return _Resume(work, backup_dir, history_file, history, initial_epoch)
+
+
+def _seed(spec: ModelSpec) -> None:
+    """Seed Keras (and make TensorFlow's CPU ops deterministic)."""
+    import keras
+
+    from .device import backend, gpus
 
     keras.utils.set_random_seed(spec.seed)
     if backend() == "tensorflow" and not gpus():
         import tensorflow as tf
 
         tf.config.experimental.enable_op_determinism()
-    augment = AugmentConfig.from_dict(spec.augment)
-    device_augmenter = build_augmenter(augment, seed=spec.seed) if augment and pipeline == "arrays" else None
-    policy = precision_policy(spec.mixed_precision)
-    keras.mixed_precision.set_global_policy(policy)
-    t0 = time.perf_counter()
-    try:
-        # Bagging: the member's own draw of the Training split (by its seed, so resume redraws it).
-        train_x, train_y, drawn = data.train.x, data.train.y, None
-        if spec.bootstrap:
-            pick = bootstrap_indices(len(train_y), spec.seed)
-            train_x, train_y = train_x[pick], train_y[pick]
-            train_soft = None if train_soft is None else train_soft[pick]
-            drawn = {"images": int(pick.size), "distinct": int(np.unique(pick).size), "seed": spec.seed}
-        weights = class_weights(train_y, data.num_classes) if spec.balancing == "class_weights" else None
-        common = dict(soft=train_soft, balancing=spec.balancing, oversample_fraction=spec.oversample_fraction,
-                      seed=spec.seed, steps_per_epoch=spec.steps_per_epoch or None, initial_epoch=initial_epoch)
-        if pipeline == "tf":
-            train_ds, steps = train_dataset(train_x, train_y, data.num_classes, spec.batch_size,
-                                            augment=augment, **common)
-            val_ds = eval_dataset(data.val.x, data.val.y, data.num_classes, soft=data.val.soft)
-        else:
-            train_ds, steps = train_batches(train_x, train_y, data.num_classes, spec.batch_size,
-                                            class_weight=weights, **common)
-            weights = None  # in the batches, as sample weights
-            val_ds = eval_arrays(data.val.x, data.val.y, data.num_classes, soft=data.val.soft)
-        with strategy_scope():
-            try:
-                net = create_model(spec.builder, input_shape=(*data.image_shape, 1),
-                                   num_classes=data.num_classes, **spec.args)
-            except Exception as e:
-                raise TrainingError(f"model {spec.name!r}: builder {spec.builder!r} failed: {e}") from e
-            # on resume the backup holds the weights; the source is still checked and summarised
-            source = (_warm_start(net, spec, out_dir, fingerprint, copy_weights=initial_epoch == 0)
-                      if spec.init_from else None)
-            lr = spec.learning_rate
-            if spec.lr_schedule == "cosine":  # optimizer.iterations is in the backup, so resume continues the curve
-                lr = keras.optimizers.schedules.CosineDecay(spec.learning_rate, decay_steps=steps * spec.epochs)
-            opt = (keras.optimizers.Adam(lr) if spec.optimizer == "adam"
-                   else keras.optimizers.SGD(lr, momentum=spec.momentum))
-            # The model that fit() sees: the member itself, or augmentation + member (on the
-            # device); checkpoints and the saved .h5 hold the member alone either way.
-            trained = net if device_augmenter is None else _augmented(net, device_augmenter)
-            trained.compile(optimizer=opt, loss=keras.losses.CategoricalCrossentropy(label_smoothing=spec.label_smoothing),
-                        metrics=["accuracy"], jit_compile=jit_compile)
-        best_ckpt = work / "best.h5"
-        best_acc = None if history.empty else float(history["val_accuracy"].max())  # resume: keep the best
-        # Callbacks with patience counters (re-seeded after a resume); with a cosine schedule the
-        # schedule owns the learning rate, so there is no plateau callback.
-        patient = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=spec.patience)]
-        if spec.lr_schedule == "plateau":
-            patient.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=spec.plateau_factor,
-                                                             patience=spec.plateau_patience, min_lr=spec.min_lr))
-        # The backup is written after the epoch's history row and checkpoint: a run killed between
-        # them redoes that epoch and drops the extra row on resume, instead of losing the row.
-        callbacks = [
-            *patient, keras.callbacks.TerminateOnNaN(), LogLearningRate(), LogEpochTime(),
-            InnerModelCheckpoint(net, str(best_ckpt), monitor="val_accuracy", mode="max",
-                                 save_best_only=True, initial_value_threshold=best_acc),
-            keras.callbacks.CSVLogger(str(history_file), append=True),
-            keras.callbacks.BackupAndRestore(str(backup_dir), double_checkpoint=True),
-            SeedResumedState(history, patient),
-        ]
-        limit = TimeLimit(time_limit) if time_limit else None
-        if limit is not None:
-            callbacks.append(limit)
-        if progress:
-            callbacks.append(EpochProgress(spec.name, spec.epochs, initial_epoch))
-        if tensorboard:
-            import importlib.util
 
-            if importlib.util.find_spec("tensorboard") is None:
-                raise TrainingError("--tensorboard needs the tensorboard package: "
-                                    "pip install 'fer_ensemble[tensorboard]'")
-            callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / "tensorboard" / spec.name)))
-        warnings.filterwarnings("ignore", message=".*shuffle=True. was passed")  # the pipeline shuffles
-        fit = trained.fit(train_ds, steps_per_epoch=steps, epochs=spec.epochs, validation_data=val_ds,
-                          callbacks=callbacks, class_weight=weights, verbose=0,
-                          **({} if pipeline == "tf" else {"validation_batch_size": 512}))
-        losses = fit.history.get("loss", [])
-        if losses and not np.isfinite(losses[-1]):
-            raise TrainingError(f"model {spec.name!r}: loss became NaN at epoch {len(losses) + initial_epoch}; "
-                                "lower the learning rate or check the data")
-        if not best_ckpt.exists():
-            raise TrainingError(f"model {spec.name!r}: no checkpoint was written (no epoch finished)")
-        best = keras.models.load_model(best_ckpt, compile=False, safe_mode=True)
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    wall = time.perf_counter() - t0
+
+@dataclass
+class _Draw:
+    """The Training images a member trains on: all of them, or its bootstrap draw."""
+
+    x: np.ndarray
+    y: np.ndarray
+    soft: np.ndarray | None
+    drawn: dict | None      # the bootstrap draw's summary for the sidecar
+
+
+def _training_draw(spec: ModelSpec, data: FerData, train_soft: np.ndarray | None) -> _Draw:
+    # Bagging: the member's own draw of the Training split (by its seed, so resume redraws it).
+    if not spec.bootstrap:
+        return _Draw(data.train.x, data.train.y, train_soft, None)
+    pick = bootstrap_indices(len(data.train.y), spec.seed)
+    return _Draw(data.train.x[pick], data.train.y[pick], None if train_soft is None else train_soft[pick],
+                 {"images": int(pick.size), "distinct": int(np.unique(pick).size), "seed": spec.seed})
+
+
+def _datasets(spec: ModelSpec, data: FerData, draw: _Draw, augment: AugmentConfig, pipeline: str,
+              initial_epoch: int):
+    """(training batches, steps per epoch, validation data, class weights for fit)."""
+    weights = class_weights(draw.y, data.num_classes) if spec.balancing == "class_weights" else None
+    common = dict(soft=draw.soft, balancing=spec.balancing, oversample_fraction=spec.oversample_fraction,
+                  seed=spec.seed, steps_per_epoch=spec.steps_per_epoch or None, initial_epoch=initial_epoch)
+    if pipeline == "tf":
+        train_ds, steps = train_dataset(draw.x, draw.y, data.num_classes, spec.batch_size, augment=augment, **common)
+        val_ds = eval_dataset(data.val.x, data.val.y, data.num_classes, soft=data.val.soft)
+        return train_ds, steps, val_ds, weights
+    train_ds, steps = train_batches(draw.x, draw.y, data.num_classes, spec.batch_size, class_weight=weights, **common)
+    val_ds = eval_arrays(data.val.x, data.val.y, data.num_classes, soft=data.val.soft)
+    return train_ds, steps, val_ds, None  # class weights are in the batches, as sample weights
+
+
+def _build(spec: ModelSpec, data: FerData, out_dir: Path, fingerprint: str, initial_epoch: int, steps: int,
+           device_augmenter, jit_compile: bool | str):
+    """(the member, the model fit() trains, its init_from source's summary), compiled; with a
+    `device_augmenter`, fit() trains augmentation + member as one model."""
+    import keras
+
+    from .device import strategy_scope
+
+    with strategy_scope():
+        try:
+            net = create_model(spec.builder, input_shape=(*data.image_shape, 1),
+                               num_classes=data.num_classes, **spec.args)
+        except Exception as e:
+            raise TrainingError(f"model {spec.name!r}: builder {spec.builder!r} failed: {e}") from e
+        # on resume the backup holds the weights; the source is still checked and summarised
+        source = (_warm_start(net, spec, out_dir, fingerprint, copy_weights=initial_epoch == 0)
+                  if spec.init_from else None)
+        lr = spec.learning_rate
+        if spec.lr_schedule == "cosine":  # optimizer.iterations is in the backup, so resume continues the curve
+            lr = keras.optimizers.schedules.CosineDecay(spec.learning_rate, decay_steps=steps * spec.epochs)
+        opt = (keras.optimizers.Adam(lr) if spec.optimizer == "adam"
+               else keras.optimizers.SGD(lr, momentum=spec.momentum))
+        # The model that fit() sees: the member itself, or augmentation + member (on the
+        # device); checkpoints and the saved .h5 hold the member alone either way.
+        trained = net if device_augmenter is None else _augmented(net, device_augmenter)
+        trained.compile(optimizer=opt, loss=keras.losses.CategoricalCrossentropy(label_smoothing=spec.label_smoothing),
+                        metrics=["accuracy"], jit_compile=jit_compile)
+    return net, trained, source
+
+
+def _callbacks(spec: ModelSpec, net, out_dir: Path, state: _Resume, progress: bool, tensorboard: bool,
+               time_limit: float | None) -> tuple[list, object]:
+    """fit()'s callbacks, in the order resume relies on, and the time limit's callback (or None)."""
+    import keras
+
+    from .callbacks import (EpochProgress, InnerModelCheckpoint, LogEpochTime, LogLearningRate, SeedResumedState,
+                            TimeLimit)
+
+    history = state.history
+    best_acc = None if history.empty else float(history["val_accuracy"].max())  # resume: keep the best
+    # Callbacks with patience counters (re-seeded after a resume); with a cosine schedule the
+    # schedule owns the learning rate, so there is no plateau callback.
+    patient = [keras.callbacks.EarlyStopping(monitor="val_loss", patience=spec.patience)]
+    if spec.lr_schedule == "plateau":
+        patient.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=spec.plateau_factor,
+                                                         patience=spec.plateau_patience, min_lr=spec.min_lr))
+    # The backup is written after the epoch's history row and checkpoint: a run killed between
+    # them redoes that epoch and drops the extra row on resume, instead of losing the row.
+    callbacks = [
+        *patient, keras.callbacks.TerminateOnNaN(), LogLearningRate(), LogEpochTime(),
+        InnerModelCheckpoint(net, str(state.work / "best.h5"), monitor="val_accuracy", mode="max",
+                             save_best_only=True, initial_value_threshold=best_acc),
+        keras.callbacks.CSVLogger(str(state.history_file), append=True),
+        keras.callbacks.BackupAndRestore(str(state.backup_dir), double_checkpoint=True),
+        SeedResumedState(history, patient),
+    ]
+    limit = TimeLimit(time_limit) if time_limit else None
+    if limit is not None:
+        callbacks.append(limit)
+    if progress:
+        callbacks.append(EpochProgress(spec.name, spec.epochs, state.initial_epoch))
+    if tensorboard:
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboard") is None:
+            raise TrainingError("--tensorboard needs the tensorboard package: "
+                                "pip install 'fer_ensemble[tensorboard]'")
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out_dir / "tensorboard" / spec.name)))
+    return callbacks, limit
+
+
+def _fit(spec: ModelSpec, trained, train_ds, steps: int, val_ds, weights, callbacks: list, pipeline: str,
+         state: _Resume):
+    """Run fit() and return the best checkpoint, loaded; NaN loss or no finished epoch is an error."""
+    import keras
+
+    warnings.filterwarnings("ignore", message=".*shuffle=True. was passed")  # the pipeline shuffles
+    fit = trained.fit(train_ds, steps_per_epoch=steps, epochs=spec.epochs, validation_data=val_ds,
+                      callbacks=callbacks, class_weight=weights, verbose=0,
+                      **({} if pipeline == "tf" else {"validation_batch_size": 512}))
+    losses = fit.history.get("loss", [])
+    if losses and not np.isfinite(losses[-1]):
+        raise TrainingError(f"model {spec.name!r}: loss became NaN at epoch {len(losses) + state.initial_epoch}; "
+                            "lower the learning rate or check the data")
+    best_ckpt = state.work / "best.h5"
+    if not best_ckpt.exists():
+        raise TrainingError(f"model {spec.name!r}: no checkpoint was written (no epoch finished)")
+    return keras.models.load_model(best_ckpt, compile=False, safe_mode=True)
+
+
+def _write_artifacts(spec: ModelSpec, data: FerData, out_dir: Path, best, history_file: Path, fingerprint: str,
+                     run: dict) -> dict:
+    """Evaluate the best model and write its cache, history, weights and (last) sidecar; returns the sidecar."""
+    import pandas as pd
 
     probs = {s: best.predict(scale_images(data.split(s).x), batch_size=512, verbose=0).astype(np.float32)
              for s in ("val", "test")}
     hist = pd.read_csv(history_file).drop_duplicates("epoch", keep="last").sort_values("epoch")
+    sidecar = _sidecar(spec, data, best, hist, fingerprint, run, probs)
+    paths = artifact_paths(out_dir, spec.name)
+    write_predictions(out_dir, spec.name, probs["val"], data.val.y, probs["test"], data.test.y, data.class_names)
+    write_text(paths["history.csv"], hist.to_csv(index=False))
+    with atomic_path(paths["h5"]) as tmp:
+        best.save(tmp)
+    write_sidecar(out_dir, spec.name, sidecar)
+    return sidecar
+
+
+def _sidecar(spec: ModelSpec, data: FerData, best, hist, fingerprint: str, run: dict, probs: dict) -> dict:
+    """NAME.json: what the member is, what it was trained on and how, and its metrics."""
+    from .callbacks import train_time
+    from .device import device_name, versions
+
     lr_col = "learning_rate" if "learning_rate" in hist else None
-    best_epoch = int(hist.loc[hist["val_accuracy"].idxmax(), "epoch"]) + 1
-    sidecar = {
+    limit = run["limit"]
+    return {
         "format": SIDECAR_FORMAT,
         "name": spec.name,
-        "model_file": paths["h5"].name,
+        "model_file": artifact_paths(".", spec.name)["h5"].name,   # NAME.h5, beside the sidecar
         "builder": spec.builder,
         "spec": _canonical(spec),
         "class_names": list(data.class_names),
@@ -276,28 +395,20 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
         **({"ferplus_csv": data.info.get("ferplus_csv")} if spec.ferplus_targets else {}),
         "parameters": int(best.count_params()),
         "epochs_run": int(len(hist)),
-        "best_epoch": best_epoch,
+        "best_epoch": int(hist.loc[hist["val_accuracy"].idxmax(), "epoch"]) + 1,
         "final_learning_rate": float(hist[lr_col].iloc[-1]) if lr_col else None,
-        "wall_time_s": round(wall, 2),  # this invocation only; train_time_s covers a resume's earlier legs
+        "wall_time_s": round(run["wall"], 2),  # this invocation only; train_time_s covers a resume's earlier legs
         "train_time_s": train_time(hist),
-        "resumed_from_epoch": initial_epoch,
+        "resumed_from_epoch": run["initial_epoch"],
         "stopped_by_time_limit": None if limit is None else limit.stopped_epoch is not None,
-        "initialized_from": source,
-        **({"bootstrap": drawn} if drawn else {}),
+        "initialized_from": run["source"],
+        **({"bootstrap": run["drawn"]} if run["drawn"] else {}),
         "device": device_name(),
-        "precision": policy,
-        "pipeline": pipeline,
+        "precision": run["policy"],
+        "pipeline": run["pipeline"],
         "versions": versions(),
         "metrics": {s: classification_metrics(data.split(s).y, probs[s], data.class_names) for s in ("val", "test")},
     }
-    write_predictions(out_dir, spec.name, probs["val"], data.val.y, probs["test"], data.test.y, data.class_names)
-    write_text(paths["history.csv"], hist.to_csv(index=False))
-    with atomic_path(paths["h5"]) as tmp:
-        best.save(tmp)
-    write_sidecar(out_dir, spec.name, sidecar)
-    shutil.rmtree(work, ignore_errors=True)
-    _remove_empty(work.parent)
-    return TrainResult(spec.name, sidecar)
 
 
 def _usable_backup(backup_dir: Path, name: str) -> int:
