@@ -1,7 +1,9 @@
 """fer_ensemble: train a zoo of CNNs for facial expression recognition and ensemble them.
 
-Data flows one way: data -> models -> training -> ensemble -> evaluation / app. Names are
-imported lazily so that `import fer_ensemble` (and the CLI's --help) does not load TensorFlow.
+Data flows one way: data -> models -> training -> ensemble -> evaluation / app -> workflows -> cli
+(tests/test_layering.py checks it); the stages meet in the run directory, whose layout `rundir`
+owns. Names are imported lazily so that `import fer_ensemble` (and the CLI's --help) does not load
+TensorFlow.
 """
 from __future__ import annotations
 
