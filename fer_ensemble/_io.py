@@ -1,17 +1,56 @@
 """Atomic file writing: every artifact is written under a temporary name, then renamed.
 
-A crash or kill therefore never leaves a half-written file under the final name.
+A crash or kill therefore never leaves a half-written file under the final name; the temporary
+files a killed writer leaves behind (`TEMP_NAME`) are removed by the next run (`remove_stale_temps`).
+A write that fails for want of room or rights raises WriteError naming the file.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+from .errors import WriteError
+
+# Temporary names of atomic_path / atomic_dir (and of a stale lock set aside): .NAME.tmpPID[.suffix]
+TEMP_NAME = re.compile(r"^\..+\.(?:tmp|old|stale)(\d+)(?:\.[^.]+)?$")
+_H5_ERRNO = re.compile(r"errno = (\d+), error message = '([^']*)'")
+
+
+def write_failure(error: BaseException, path: str | os.PathLike) -> WriteError | None:
+    """`error` as a WriteError naming `path` when it is a failed write (an OSError, or the
+    RuntimeError h5py raises when the file system refuses: disk full, file too large); None for
+    any other error."""
+    if isinstance(error, WriteError):
+        return error
+    if isinstance(error, OSError):
+        reason = error.strerror or str(error)
+    elif isinstance(error, RuntimeError):
+        m = _H5_ERRNO.search(str(error))
+        reason = m.group(2) if m else None
+        if reason is None and _free_bytes(path) < 1 << 20:   # h5py's later errors ("Slist already
+            reason = "No space left on device"                # enabled?") say nothing of the disk
+        if reason is None:
+            return None
+    else:
+        return None
+    return WriteError(f"{path}: could not be written ({reason})")
+
+
+def _free_bytes(path: str | os.PathLike) -> int:
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        return shutil.disk_usage(p).free
+    except OSError:
+        return 1 << 62
 
 
 @contextlib.contextmanager
@@ -24,6 +63,11 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:
+        failure = write_failure(e, path)
+        if failure is None:
+            raise
+        raise failure from None
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -50,6 +94,24 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         shutil.rmtree(stage, ignore_errors=True)
         shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_stale_temps(root: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files and folders (`TEMP_NAME`) under `root` whose writer process is
+    gone: what a killed writer left. Returns what was removed."""
+    from .runlock import alive
+
+    removed = []
+    for p in sorted(Path(root).rglob(".*")):
+        m = TEMP_NAME.match(p.name)
+        if not m or int(m.group(1)) == os.getpid() or alive(int(m.group(1))) or not p.exists():
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

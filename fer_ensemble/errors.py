@@ -19,3 +19,11 @@ class TrainingError(FerEnsembleError, RuntimeError):
 
 class EnsembleError(FerEnsembleError, ValueError):
     """An ensemble directory, manifest or member is invalid."""
+
+
+class RunLockedError(FerEnsembleError, RuntimeError):
+    """Another process holds the run directory's lock; the message names the directory and its PID."""
+
+
+class WriteError(FerEnsembleError, OSError):
+    """A file could not be written (disk full, no permission); the message names the file."""

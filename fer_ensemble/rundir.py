@@ -14,17 +14,28 @@ app read it again; they all go through this module, so the layout is defined onc
   RUN/budget.json        a budget sub-run's record (fer-ensemble budget)
   RUN/report/            fer-ensemble report's tables and figures
   RUN/.work/NAME/        a member's in-progress state (resume backup, best checkpoint)
+  RUN/.lock              the PID lock of the process writing the run (`runlock`)
 
-Every file is written atomically (`_io`): under a temporary name, then renamed.
+Every file is written atomically (`_io`): under a temporary name, then renamed. A member's NAME
+must pass `check_name`, so that its files stay inside the run directory. The stages that write a
+run (train, tta, search, import, budget) hold its lock (`lock_run`), which also clears the
+temporary files of writers killed earlier.
 """
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+import re
+import zipfile
+import zlib
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 
-from ._io import read_json, write_json, write_npz
+from . import runlock
+from ._io import read_json, remove_stale_temps, write_json, write_npz
 from .errors import EnsembleError, FerEnsembleError
 
 ARTIFACTS = ("h5", "json", "history.csv", "preds.npz")   # a trained member's files, NAME.<artifact>
@@ -42,9 +53,58 @@ MEMBER_SUFFIXES = (".json", ".history.csv", PREDS_SUFFIX, *MODEL_SUFFIXES)
 # What `fer-ensemble collect` copies to a results folder: everything but the weights.
 SMALL_ARTIFACTS = ("*.json", "*.history.csv", f"*{PREDS_SUFFIX}", SEARCH_TABLE)
 CACHE_KEYS = ("val_proba", "val_y", "test_proba", "test_y", "class_names")
+# A member's name becomes file names (RUN/NAME.h5, ...) and is joined with "+" in search.csv.
+NAME_RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
+RESERVED_NAMES = tuple(Path(f).stem for f in RUN_FILES)   # NAME.json would overwrite these
+
+
+# ---------------------------------------------------------------- the lock
+@contextlib.contextmanager
+def lock_run(run_dir: str | os.PathLike, command: str, create: bool = False) -> Iterator[Path]:
+    """Hold `run_dir`'s lock for the block (RunLockedError naming the holder's PID if another
+    live process has it), after removing the temporary files of writers that were killed.
+    `create`: make the directory (training, import); else it must exist."""
+    if create:
+        Path(run_dir).mkdir(parents=True, exist_ok=True)
+    elif not Path(run_dir).is_dir():
+        raise EnsembleError(f"{run_dir}: no such run directory")
+    with runlock.hold(run_dir, command) as lock:
+        remove_stale_temps(run_dir)
+        yield lock
+
+
+def locked(command: str) -> Callable:
+    """Decorator: the function (whose first argument is the run directory) runs under `lock_run`."""
+    def wrap(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def run_locked(run_dir, *args, **kwargs):
+            with lock_run(run_dir, command):
+                return fn(run_dir, *args, **kwargs)
+        return run_locked
+    return wrap
 
 
 # ---------------------------------------------------------------- names
+def check_name(name: object, where: str, error: type[Exception] = FerEnsembleError) -> str:
+    """`name` if it can name a member (letters, digits, '_' and '-', up to 100, not a run file's
+    name); else `error` saying why, prefixed with `where`."""
+    if not isinstance(name, str) or not NAME_RULE.fullmatch(name):
+        raise error(f"{where}: member name {name!r} is not allowed: use letters, digits, '_' and '-' "
+                    "(up to 100, starting with a letter or digit), since it becomes file names in the "
+                    "run directory")
+    if name in RESERVED_NAMES:
+        raise error(f"{where}: member name {name!r} is reserved ({name}.json is a file of the run itself)")
+    return name
+
+
+def _inside(run_dir: str | os.PathLike, name: str) -> Path:
+    """RUN, after making sure files named after `name` stay in it (the last guard before a
+    write; names are checked in full where they are defined, by `check_name`)."""
+    if not name or "/" in name or "\\" in name or name.startswith(".") or Path(name).name != name:
+        raise FerEnsembleError(f"{run_dir}: member name {name!r} would write outside the run directory")
+    return Path(run_dir)
+
+
 def artifact_paths(run_dir: str | os.PathLike, name: str) -> dict[str, Path]:
     """Member `name`'s final files, by artifact: {"h5": RUN/NAME.h5, "json": ..., ...}."""
     run_dir = Path(run_dir)
@@ -61,7 +121,7 @@ def preds_path(run_dir: str | os.PathLike, name: str) -> Path:
 
 def work_dir(run_dir: str | os.PathLike, name: str) -> Path:
     """The folder of member `name`'s in-progress training state."""
-    return Path(run_dir) / WORK_DIR / name
+    return _inside(run_dir, name) / WORK_DIR / name
 
 
 def visible(path: Path) -> bool:
@@ -76,7 +136,7 @@ def read_sidecar(path: str | os.PathLike, error: type[Exception] = FerEnsembleEr
 
 
 def write_sidecar(run_dir: str | os.PathLike, name: str, sidecar: dict) -> Path:
-    path = sidecar_path(run_dir, name)
+    path = sidecar_path(_inside(run_dir, name), name)
     write_json(path, sidecar)
     return path
 
@@ -129,7 +189,7 @@ def model_path(run_dir: str | os.PathLike, name: str, sidecar: dict) -> Path:
 def write_predictions(run_dir: str | os.PathLike, name: str, val_proba: np.ndarray, val_y: np.ndarray,
                       test_proba: np.ndarray, test_y: np.ndarray, class_names) -> Path:
     """Write member `name`'s prediction cache, RUN/NAME.preds.npz (atomically)."""
-    path = preds_path(run_dir, name)
+    path = preds_path(_inside(run_dir, name), name)
     write_npz(path, val_proba=val_proba, val_y=val_y, test_proba=test_proba, test_y=test_y,
               class_names=np.array(class_names))
     return path
@@ -142,10 +202,36 @@ def cache_files(run_dir: str | os.PathLike) -> list[Path]:
 def read_predictions(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """One prediction cache's arrays (CACHE_KEYS); a bad file raises EnsembleError naming it."""
     try:
-        z = np.load(path, allow_pickle=False)
-        return {k: z[k] for k in CACHE_KEYS}
-    except (OSError, KeyError, ValueError) as e:
-        raise EnsembleError(f"{path}: not a valid prediction cache ({e})") from None
+        with np.load(path, allow_pickle=False) as z:
+            item = {k: z[k] for k in CACHE_KEYS}
+    except (OSError, KeyError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise EnsembleError(f"{path}: not a valid prediction cache ({e or e.__class__.__name__})") from None
+    _check_cache(item, path)
+    return item
+
+
+def _check_cache(item: dict[str, np.ndarray], path: str | os.PathLike) -> None:
+    """Probabilities (N, C) for N labels and C classes, finite, each row a distribution."""
+    classes = len(item["class_names"])
+    for split in ("val", "test"):
+        proba, y = item[f"{split}_proba"], item[f"{split}_y"]
+        if proba.ndim != 2 or proba.shape != (len(y), classes):
+            raise EnsembleError(f"{path}: {split}_proba has shape {proba.shape}, expected ({len(y)}, {classes}) "
+                                f"for {len(y)} {split}_y labels and {classes} classes")
+        bad = np.flatnonzero(~np.isfinite(proba).all(axis=1))
+        if bad.size:
+            raise EnsembleError(f"{path}: {split}_proba has NaN or infinite values (rows {_rows(bad)})")
+        # bf16 members round each probability to ~3 digits: a loose bound still tells logits apart
+        off = np.flatnonzero((proba < -1e-3).any(axis=1) | (np.abs(proba.sum(axis=1) - 1) > 0.02))
+        if off.size:
+            raise EnsembleError(f"{path}: {split}_proba rows {_rows(off)} are not probabilities "
+                                "(negative, or not summing to 1)")
+        if y.size and (y.min() < 0 or y.max() >= classes):
+            raise EnsembleError(f"{path}: {split}_y has labels outside 0-{classes - 1}")
+
+
+def _rows(idx: np.ndarray) -> str:
+    return ", ".join(map(str, idx[:10])) + (f" and {idx.size - 10} more" if idx.size > 10 else "")
 
 
 def load_caches(run_dir: str | os.PathLike) -> dict:
