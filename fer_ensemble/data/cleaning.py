@@ -10,7 +10,7 @@ from .types import SPLITS, FerData, Split
 
 
 def _hashes(x: np.ndarray) -> list[bytes]:
-    flat = np.ascontiguousarray(x).reshape(len(x), -1)
+    flat = np.ascontiguousarray(x).reshape(len(x), -1) if len(x) else np.zeros((0, 0), np.uint8)
     return [hashlib.blake2b(row.tobytes(), digest_size=12).digest() for row in flat]
 
 
@@ -34,8 +34,7 @@ def cleaning_report(data: FerData, blank_std: float = 1.0) -> dict:
             conflicting.append([(s, i) for s, i, _ in occ])
         if len({s for s, _, _ in occ}) > 1:
             cross.append([(s, i) for s, i, _ in occ])
-    blank = {s: np.flatnonzero(data.split(s).x.reshape(len(data.split(s)), -1).std(axis=1) < blank_std).tolist()
-             for s in SPLITS}
+    blank = {s: _blank(data.split(s).x, blank_std) for s in SPLITS}
     return {
         "conflicting_duplicates": conflicting,
         "cross_split": cross,
@@ -43,6 +42,12 @@ def cleaning_report(data: FerData, blank_std: float = 1.0) -> dict:
         "counts": {"conflicting_groups": len(conflicting), "cross_split_groups": len(cross),
                    "blank": {s: len(v) for s, v in blank.items()}},
     }
+
+
+def _blank(x: np.ndarray, blank_std: float) -> list[int]:
+    if not len(x):   # an empty split (a csv without PublicTest rows, say) has no blank images
+        return []
+    return np.flatnonzero(x.reshape(len(x), -1).std(axis=1) < blank_std).tolist()
 
 
 def drop_flagged_from_train(data: FerData, report: dict | None = None) -> tuple[FerData, int]:

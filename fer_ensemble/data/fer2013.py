@@ -8,6 +8,8 @@ from __future__ import annotations
 import gzip
 import os
 import warnings
+import zipfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -266,23 +268,27 @@ def _decode_chunk(a: np.ndarray, out: np.ndarray, stops: np.ndarray) -> tuple | 
 
 def _load_npz(path: Path) -> FerData:
     try:
-        z = np.load(path, allow_pickle=False)
-        keys = set(z.files)
-        if {"train_x", "train_y", "class_names"} <= keys:
-            splits = {}
-            for s in SPLITS:
-                soft = z[f"{s}_soft"] if f"{s}_soft" in keys else None
-                splits[s] = Split(z[f"{s}_x"].astype(np.uint8), z[f"{s}_y"].astype(np.int64), soft)
-            source = str(z["source"]) if "source" in keys else str(path)
-            return FerData(**splits, class_names=tuple(str(c) for c in z["class_names"]), source=source)
-        if {"images", "labels", "usage"} <= keys:  # row-order layout of the official csv
-            images, labels, usage = z["images"], z["labels"].astype(np.int64), z["usage"].astype(str)
-        else:
-            raise DataError(f"{path}: not a fer_ensemble cache (arrays found: {sorted(keys)})")
-    except (OSError, ValueError) as e:
+        with np.load(path, allow_pickle=False) as z:
+            return _npz_data(path, z)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         if isinstance(e, DataError):
             raise
-        raise DataError(f"{path}: cannot read .npz ({e})") from e
+        raise DataError(f"{path}: cannot read .npz, truncated or corrupt ({e or e.__class__.__name__})") from None
+
+
+def _npz_data(path: Path, z) -> FerData:
+    """FerData from an open .npz: the package's cache, or the csv's row-order layout."""
+    keys = set(z.files)
+    if {"train_x", "train_y", "class_names"} <= keys:
+        splits = {}
+        for s in SPLITS:
+            soft = z[f"{s}_soft"] if f"{s}_soft" in keys else None
+            splits[s] = Split(z[f"{s}_x"].astype(np.uint8), z[f"{s}_y"].astype(np.int64), soft)
+        source = str(z["source"]) if "source" in keys else str(path)
+        return FerData(**splits, class_names=tuple(str(c) for c in z["class_names"]), source=source)
+    if not {"images", "labels", "usage"} <= keys:  # nor the row-order layout of the official csv
+        raise DataError(f"{path}: not a fer_ensemble cache (arrays found: {sorted(keys)})")
+    images, labels, usage = z["images"], z["labels"].astype(np.int64), z["usage"].astype(str)
     if images.ndim != 3 or images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
         raise DataError(f"{path}: images have shape {images.shape}, expected (N, 48, 48)")
     unknown = sorted(set(np.unique(usage)) - set(USAGE_TO_SPLIT))
@@ -346,8 +352,8 @@ def _read_images(items: list[tuple[Path, int]], converted: list[int]) -> Split:
                 if im.size != (IMAGE_SIDE, IMAGE_SIDE):
                     im = im.resize((IMAGE_SIDE, IMAGE_SIDE), Image.BILINEAR)
                 return np.asarray(im, dtype=np.uint8), changed
-        except (UnidentifiedImageError, OSError) as e:
-            raise DataError(f"{f}: not a readable image ({e.__class__.__name__})") from None
+        except (UnidentifiedImageError, OSError) as e:   # PIL says "image file is truncated" itself
+            raise DataError(f"{f}: not a readable image ({e.__class__.__name__}: {e})") from None
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(read, items))

@@ -27,11 +27,14 @@ _EXPRESSIONS = np.array([
 _JITTER = np.array([0.20, 0.08, 0.30, 0.06, 0.25])
 
 
+MIN_SYNTHETIC = 30   # fewer leaves a split without images
+
+
 def make_synthetic(n: int = 4000, seed: int = 0, classes: str = "fer7",
                    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> FerData:
     """`n` synthetic faces split train/val/test (80/10/10 like FER2013), FER2013 class proportions."""
-    if n < 30:
-        raise ValueError(f"make_synthetic needs n >= 30, got {n}")
+    if n < MIN_SYNTHETIC:
+        raise ValueError(f"make_synthetic needs n >= {MIN_SYNTHETIC}, got {n}")
     rng = np.random.default_rng(seed)
     labels = rng.choice(len(FER7_CLASSES), size=n, p=FER2013_PROPORTIONS)
     images = np.concatenate([_draw(labels[i:i + 2048], rng) for i in range(0, n, 2048)])

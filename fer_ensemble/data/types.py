@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..errors import DataError
+
 FER7_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FER6_CLASSES: tuple[str, ...] = ("angry", "fear", "happy", "sad", "surprise", "neutral")
 FERPLUS_CLASSES: tuple[str, ...] = (
@@ -61,6 +63,14 @@ class FerData:
         if name not in SPLITS:
             raise KeyError(f"unknown split {name!r}; expected one of {SPLITS}")
         return getattr(self, name)
+
+    def check_splits(self) -> None:
+        """DataError naming the source unless every split has images (training needs a Training
+        split to fit, PublicTest to choose epochs and members, PrivateTest to report)."""
+        empty = [usage for usage, s in USAGE_TO_SPLIT.items() if len(self.split(s)) == 0]
+        if empty:
+            raise DataError(f"{self.source or 'data'}: no {', '.join(empty)} images; training needs "
+                            "Training, PublicTest (validation) and PrivateTest (test) rows")
 
     def counts(self) -> dict[str, list[int]]:
         return {s: np.bincount(self.split(s).y, minlength=self.num_classes).tolist() for s in SPLITS}

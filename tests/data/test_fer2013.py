@@ -143,3 +143,51 @@ def test_real_csv_counts(shared_data, tmp_path):
     assert d.counts() == CANONICAL
     np.testing.assert_array_equal(d.test.x, z["images"][z["usage"] == "PrivateTest"])
     assert d.fingerprint() == load_fer2013(shared_data / "fer2013.npz").fingerprint()
+
+
+def test_a_csv_with_only_training_rows_is_summarised_and_refused_for_training(tmp_path, capsys):
+    """`data` reports the empty splits; `train` stops with the missing Usage values named."""
+    from fer_ensemble.cli import main
+    from tests.conftest import TINY_ZOO
+
+    csv = write_csv(tmp_path / "train_only.csv", ROWS[:3])
+    assert main(["data", str(csv)]) == 0
+    out = capsys.readouterr().out
+    assert "total" in out and "cleaning:" in out
+    zoo = tmp_path / "tiny.toml"
+    zoo.write_text(TINY_ZOO)
+    assert main(["train", "a_vgg", "--zoo", str(zoo), "--data", str(csv), "--run", str(tmp_path / "run")]) == 2
+    assert f"error: {csv}: no PublicTest, PrivateTest images; training needs" in capsys.readouterr().err
+    assert not list((tmp_path / "run").glob("*.json"))
+
+
+def test_a_truncated_npz_cache_is_named_as_truncated(tmp_path):
+    d = load_fer2013(write_csv(tmp_path / "f.csv", ROWS))
+    cache = save_cache(d, tmp_path / "c.npz")
+    data = cache.read_bytes()
+    for cut in (len(data) // 2, 100):
+        cache.write_bytes(data[:cut])
+        with pytest.raises(DataError, match=f"{cache}: cannot read .npz, truncated or corrupt"):
+            load_fer2013(cache)
+
+
+@pytest.mark.parametrize("source, message", [
+    ("synthetic:abc", "synthetic:abc: N in synthetic:N must be a whole number of images, at least 30"),
+    ("synthetic:5", "synthetic:5: N in synthetic:N must be a whole number of images, at least 30"),
+    ("synthetic:-40", "synthetic:-40: N in synthetic:N must be"),
+])
+def test_a_bad_synthetic_size_is_named(source, message):
+    from fer_ensemble.data import load_data
+
+    with pytest.raises(DataError, match=message):
+        load_data(source)
+
+
+def test_a_truncated_jpg_is_called_truncated(tmp_path):
+    folder = tmp_path / "train" / "happy"
+    folder.mkdir(parents=True)
+    Image.fromarray(RNG.integers(0, 256, (48, 48), dtype=np.uint8)).save(folder / "a.jpg", quality=95)
+    whole = (folder / "a.jpg").read_bytes()
+    (folder / "a.jpg").write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(DataError, match=r"a\.jpg: not a readable image \(OSError: image file is truncated"):
+        load_fer2013(tmp_path)
