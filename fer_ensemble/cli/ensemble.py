@@ -35,8 +35,9 @@ def register_search(sub, add_data_args) -> None:
 def cmd_search(args: argparse.Namespace) -> int:
     from ..ensemble import METHODS, search_run
     from ..ensemble.methods import STACKING, subset_methods
+    from ..ensemble.run_search import check_cv_folds
     from ..errors import EnsembleError
-    from ..rundir import MANIFEST, SEARCH_TABLE
+    from ..rundir import MANIFEST, SEARCH_TABLE, lock_run
 
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     bad = [m for m in methods if m not in METHODS]
@@ -45,14 +46,17 @@ def cmd_search(args: argparse.Namespace) -> int:
     t = time.perf_counter()
     if args.select == "cv" and args.cv_folds is None:
         raise EnsembleError("--select cv needs --cv-folds F (the folds of the validation split)")
-    result, text = search_run(args.run, methods=subset_methods(methods), min_size=args.min_size,
-                              max_size=args.max_size, stacking=STACKING in methods,
-                              exhaustive_limit=args.exhaustive_limit, top_members=args.top_members)
-    print(text)
-    print(f"\nwrote {Path(args.run) / SEARCH_TABLE} and {Path(args.run) / MANIFEST} "
-          f"({time.perf_counter() - t:.1f}s)")
-    if args.cv_folds is not None:
-        _search_cv(args, methods, result)
+    with lock_run(args.run, "search"):   # search.csv, ensemble.json and search_cv.json from one process
+        if args.cv_folds is not None:    # before the search writes anything
+            check_cv_folds(args.run, args.cv_folds)
+        result, text = search_run(args.run, methods=subset_methods(methods), min_size=args.min_size,
+                                  max_size=args.max_size, stacking=STACKING in methods,
+                                  exhaustive_limit=args.exhaustive_limit, top_members=args.top_members)
+        print(text)
+        print(f"\nwrote {Path(args.run) / SEARCH_TABLE} and {Path(args.run) / MANIFEST} "
+              f"({time.perf_counter() - t:.1f}s)")
+        if args.cv_folds is not None:
+            _search_cv(args, methods, result)
     return 0
 
 
@@ -84,6 +88,8 @@ def register_import(sub, add_data_args) -> None:
     p.add_argument("--into", help="directory to copy the model into (default: beside the model)")
     p.add_argument("--name", help="member name (default: file stem)")
     p.add_argument("--data", help="also cache its validation/test predictions on this data (for search)")
+    p.add_argument("--logits", action="store_true",
+                   help="the model outputs logits: add a softmax (without it, non-probability outputs are refused)")
     p.set_defaults(func=cmd_import)
 
 
@@ -92,7 +98,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     path = import_model(args.model, labels=[s.strip() for s in args.labels.split(",")], scale=args.scale,
                         offset=args.offset, input_size=args.input_size, into=args.into, name=args.name,
-                        data=args.data)
+                        data=args.data, logits=args.logits)
     print(f"wrote {path}")
     return 0
 
@@ -133,12 +139,13 @@ def register_tta(sub, add_data_args) -> None:
 def cmd_tta(args: argparse.Namespace) -> int:
     from ..data import load_data
     from ..ensemble.tta import apply_tta
-    from ..rundir import member_sidecars
+    from ..rundir import lock_run, member_sidecars
 
-    sidecar = next(iter(member_sidecars(args.run).values()), None)   # the run's classes: fer7 or fer6
-    n_cls = len(sidecar["class_names"]) if sidecar else 7
-    data = load_data(args.data, classes=args.classes or ("fer6" if n_cls == 6 else "fer7"))
-    changes = apply_tta(args.run, data, args.names or None, mode=args.mode)
+    with lock_run(args.run, f"tta --mode {args.mode}"):   # before loading data: a busy run stops at once
+        sidecar = next(iter(member_sidecars(args.run).values()), None)   # the run's classes: fer7 or fer6
+        n_cls = len(sidecar["class_names"]) if sidecar else 7
+        data = load_data(args.data, classes=args.classes or ("fer6" if n_cls == 6 else "fer7"))
+        changes = apply_tta(args.run, data, args.names or None, mode=args.mode)
     for name, ch in changes.items():
         print(f"{name}: " + ", ".join(f"{s} {a:.4f} -> {b:.4f}" for s, (a, b) in ch.items()))
     if not changes:

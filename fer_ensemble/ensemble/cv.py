@@ -120,15 +120,23 @@ def fit_procedure(procedure: str, names: list[str], val_proba: np.ndarray, val_y
     return pick
 
 
-def _folds(y: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
-    from sklearn.model_selection import StratifiedKFold
-
+def check_folds(y: np.ndarray, folds: int, class_names: list[str] | None = None) -> None:
+    """ValueError unless `folds` stratified folds of labels `y` are possible (2 <= folds <= the
+    smallest class's count)."""
     counts = np.bincount(y)
     if folds < 2:
         raise ValueError(f"cv folds must be >= 2, got {folds}")
-    if counts[counts > 0].min() < folds:
+    smallest = int(np.flatnonzero(counts == counts[counts > 0].min())[0])
+    if counts[smallest] < folds:
+        label = class_names[smallest] if class_names is not None and smallest < len(class_names) else smallest
         raise ValueError(f"cv folds ({folds}) exceed the smallest class's validation count "
-                         f"({counts[counts > 0].min()})")
+                         f"({counts[smallest]} images of {label!r})")
+
+
+def _folds(y: np.ndarray, folds: int, seed: int) -> list[np.ndarray]:
+    from sklearn.model_selection import StratifiedKFold
+
+    check_folds(y, folds)
     skf = StratifiedKFold(folds, shuffle=True, random_state=seed)
     return [held for _, held in skf.split(np.zeros(len(y)), y)]
 

@@ -7,6 +7,7 @@ only its members are loaded, with its method and weights.
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,9 +141,16 @@ class Ensemble:
 
     # ------------------------------------------------------------------ inputs
     @staticmethod
-    def as_batch(x) -> np.ndarray:
-        """uint8 or float images shaped (48, 48), (N, 48, 48) or (N, 48, 48, 1) -> float32 (N, H, W, 1)
-        in the 0-255 range (float input in [0, 1] is taken as already scaled and multiplied back)."""
+    def as_batch(x, value_range: float | None = None) -> np.ndarray:
+        """Images shaped (H, W), (N, H, W) or (N, H, W, 1), H == W -> float32 (N, H, W, 1) pixels in
+        0-255, the fused model's input.
+
+        The value range follows the dtype or `value_range`, never the values: integer images are
+        0-255 pixels; float images are 0-255 pixels too, unless `value_range=1` says they are
+        scaled to 0-1 (they are then multiplied by 255); a float batch that lies within 0-1 without
+        it gets a warning. Images with NaN or infinite pixels raise EnsembleError naming their
+        indices; an empty batch gives an empty batch.
+        """
         x = np.asarray(x)
         if x.ndim == 2:
             x = x[None]
@@ -151,14 +159,40 @@ class Ensemble:
         if x.ndim != 3 or x.shape[1] != x.shape[2]:
             raise EnsembleError(f"expected images shaped (H, W), (N, H, W) or (N, H, W, 1) with H == W, "
                                 f"got {x.shape}")
-        scaled = np.issubdtype(x.dtype, np.floating) and x.size and x.max() <= 1.0
+        if value_range not in (None, 1, 255):
+            raise EnsembleError(f"value_range must be 255 (pixels) or 1 (floats scaled to 0-1), got {value_range!r}")
+        if np.issubdtype(x.dtype, np.integer):
+            if value_range == 1:
+                raise EnsembleError(f"{x.dtype} images are 0-255 pixels; value_range=1 is for float images")
+        elif np.issubdtype(x.dtype, np.floating):
+            bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))
+            if bad.size:
+                shown = ", ".join(map(str, bad[:10])) + (f" and {bad.size - 10} more" if bad.size > 10 else "")
+                raise EnsembleError(f"image(s) {shown} of the batch contain NaN or infinite pixels")
+            if value_range is None and x.size and 0 < x.max() <= 1.0:   # a hint only: the rule stays the dtype's
+                warnings.warn("float images are taken as 0-255 pixels, and these all lie within 0-1 (nearly "
+                              "black); pass value_range=1 if they are scaled to 0-1", stacklevel=3)
+        else:
+            raise EnsembleError(f"images of dtype {x.dtype}: expected integer or float pixels")
         x = x.astype(np.float32)
-        return (x * 255.0 if scaled else x)[..., None]
+        return (x * 255.0 if value_range == 1 else x)[..., None]
+
+    def _input(self, x, value_range: float | None) -> np.ndarray:
+        """`as_batch`, resized to `input_size` when the images have another size: the one step
+        before both the fused model and the member loop, so the two see the same pixels."""
+        batch = self.as_batch(x, value_range)
+        if len(batch) and batch.shape[1] != self.input_size:
+            import keras
+
+            batch = np.asarray(keras.ops.image.resize(batch, (self.input_size, self.input_size)), np.float32)
+        return batch
 
     # ------------------------------------------------------------------ prediction
-    def member_probabilities(self, x) -> np.ndarray:
+    def member_probabilities(self, x, value_range: float | None = None) -> np.ndarray:
         """(M, N, C) member probabilities in the ensemble's class order (the loop over members)."""
-        batch = self.as_batch(x)
+        batch = self._input(x, value_range)
+        if not len(batch):
+            return np.zeros((len(self.members), 0, len(self.class_names)), np.float32)
         out = []
         for m, order in zip(self.members, self._orders):
             xb = m.prepare(batch)
@@ -173,12 +207,16 @@ class Ensemble:
                                 "run `fer-ensemble search` or call fit_weights(x_val, y_val)")
         return self._spec.predict(member_proba, self.weights, self.stacking)
 
-    def predict_proba(self, x, fused: bool = True) -> np.ndarray:
+    def predict_proba(self, x, fused: bool = True, value_range: float | None = None) -> np.ndarray:
+        """(N, C) ensemble probabilities of images `x` (see `as_batch` for shapes and value range;
+        images of another size are resized to `input_size`); `fused=False` loops over members."""
         if fused and not self._spec.stacked:
-            batch = self.as_batch(x)
+            batch = self._input(x, value_range)
+            if not len(batch):
+                return np.zeros((0, len(self.class_names)), np.float32)
             fn = self._serving_fn()
             return np.concatenate([fn(batch[i:i + 256]).numpy() for i in range(0, len(batch), 256)])
-        return self.combine(self.member_probabilities(x))
+        return self.combine(self.member_probabilities(x, value_range))
 
     def _serving_fn(self):
         """The fused model traced once for any batch size: Keras's predict() rebuilds a dataset
@@ -193,23 +231,26 @@ class Ensemble:
             self._fn_model = model
         return self._fn
 
-    def predict(self, x) -> np.ndarray:
-        return self.predict_proba(x).argmax(axis=1)
+    def predict(self, x, value_range: float | None = None) -> np.ndarray:
+        return self.predict_proba(x, value_range=value_range).argmax(axis=1)
 
-    def predict_labels(self, x) -> list[str]:
-        return [self.class_names[i] for i in self.predict(x)]
+    def predict_labels(self, x, value_range: float | None = None) -> list[str]:
+        return [self.class_names[i] for i in self.predict(x, value_range)]
 
-    def fit_weights(self, x_val, y_val) -> "Ensemble":
+    def fit_weights(self, x_val, y_val, value_range: float | None = None) -> "Ensemble":
         """Compute accuracy/recall weights from a validation split."""
-        self.weights = fit_weights(self.method, self.member_probabilities(x_val), np.asarray(y_val))
+        self.weights = fit_weights(self.method, self.member_probabilities(x_val, value_range), np.asarray(y_val))
         self._fused = None
         return self
 
-    def evaluate(self, x, y) -> dict:
+    def evaluate(self, x, y, value_range: float | None = None) -> dict:
         from sklearn.metrics import confusion_matrix
 
         y = np.asarray(y)
-        pred = self.predict(x)
+        pred = self.predict(x, value_range)
+        if len(pred) != len(y) or not len(y):
+            raise EnsembleError(f"evaluate needs as many labels as images, and some: got {len(pred)} images "
+                                f"and {len(y)} labels")
         labels = np.arange(len(self.class_names))
         cm = confusion_matrix(y, pred, labels=labels)
         per_class = {c: float(cm[i, i] / cm[i].sum()) if cm[i].sum() else 0.0 for i, c in enumerate(self.class_names)}

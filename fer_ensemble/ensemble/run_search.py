@@ -9,11 +9,12 @@ import numpy as np
 
 from .._io import atomic_path, write_json
 from ..errors import EnsembleError
-from ..rundir import CV_FILE, MANIFEST, SEARCH_TABLE, load_caches, read_sidecar, write_manifest
+from ..rundir import (CV_FILE, MANIFEST, PREDS_SUFFIX, SEARCH_TABLE, load_caches, locked, member_sidecars,
+                      read_sidecar, write_manifest)
 from .methods import (DEFAULT_METHODS, METHODS, STACKING, Stacker, get_method, is_stacked, lookup, member_accuracy,
                       subset_methods)
-from .cv import (PROCEDURES, choose_procedure, cross_validate, fit_procedure, pick_from_row, row_counts, row_weights,
-                 top_indices)
+from .cv import (PROCEDURES, check_folds, choose_procedure, cross_validate, fit_procedure, pick_from_row, row_counts,
+                 row_weights, top_indices)
 from .manifest import manifest_weights, picks_record
 from .search import SearchResult, search_subsets
 
@@ -36,6 +37,22 @@ def per_class_accuracy(proba: np.ndarray, y: np.ndarray, n: int) -> np.ndarray:
     return np.array([(pred[y == c] == c).mean() if (y == c).any() else np.nan for c in range(n)])
 
 
+def check_cv_folds(run_dir: str | os.PathLike, folds: int) -> None:
+    """EnsembleError naming the run unless its validation labels allow `folds` stratified folds;
+    `search --cv-folds` checks this before the search writes anything."""
+    caches = load_caches(run_dir)
+    try:
+        check_folds(caches["val_y"], folds, caches["class_names"])
+    except ValueError as e:
+        raise EnsembleError(f"{run_dir}: {e}") from None
+
+
+def uncached_members(run_dir: str | os.PathLike, cached: list[str]) -> list[str]:
+    """Members of the run (sidecars) that have no prediction cache, so no search can use them."""
+    return [n for n in member_sidecars(run_dir) if n not in cached]
+
+
+@locked("search")
 def search_run(run_dir: str | os.PathLike, methods=DEFAULT_METHODS, min_size: int = 1,
                max_size: int | None = None, stacking: bool = False,
                exhaustive_limit: int | None = None,
@@ -82,6 +99,10 @@ def search_run(run_dir: str | os.PathLike, methods=DEFAULT_METHODS, min_size: in
     text = leaderboard(result, c)
     if len(names) < pool:
         text = f"candidates: the {len(names)} of {pool} members with the best validation accuracy\n" + text
+    missing = uncached_members(run_dir, c["names"])
+    if missing:
+        text = (f"not searched, no NAME{PREDS_SUFFIX} prediction cache (train them to the end, or import "
+                f"with --data): {', '.join(missing)}\n") + text
     return result, text
 
 
@@ -141,6 +162,7 @@ def manifest_proba(manifest: dict, caches: dict, split: str = "test",
     return method.predict(proba, weights)
 
 
+@locked("search --cv-folds")
 def cv_run(run_dir: str | os.PathLike, folds: int = 5, seed: int = 0, select: bool = False,
            procedures=PROCEDURES, methods=DEFAULT_METHODS, min_size: int = 1,
            max_size: int | None = None, exhaustive_limit: int | None = None,

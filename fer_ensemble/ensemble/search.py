@@ -266,7 +266,7 @@ def search_subsets(names: list[str], val_proba: np.ndarray, val_y: np.ndarray, t
     import pandas as pd
 
     m = len(names)
-    max_size = max_size or m
+    max_size = m if max_size is None else max_size   # 0 is a size to refuse, not "all"
     if not 1 <= min_size <= max_size <= m:
         raise ValueError(f"need 1 <= min_size <= max_size <= {m}, got {min_size}, {max_size}")
     rows, evaluated = [], {}

@@ -69,7 +69,7 @@ def test_input_shapes(run_copy, tiny_data):
     x = tiny_data.test.x[:3]
     ref = ens.predict(x)
     np.testing.assert_array_equal(ens.predict(x[..., None]), ref)
-    np.testing.assert_array_equal(ens.predict(x.astype(np.float32) / 255.0), ref)
+    np.testing.assert_array_equal(ens.predict(x.astype(np.float32) / 255.0, value_range=1), ref)
     assert ens.predict(x[0]).shape == (1,)
     assert ens.predict_labels(x)[0] in tiny_data.class_names
     with pytest.raises(EnsembleError, match="expected images shaped"):
@@ -159,15 +159,22 @@ def test_cli_search_and_import_errors(run_copy, capsys):
     assert json.loads((run_copy / "ensemble.json").read_text())["candidates"] == 1
     assert main(["search", str(run_copy), "--top-members", "0"]) == 2
     assert f"{run_copy}: top_members must be >= 1" in capsys.readouterr().err
-    assert main(["import", str(run_copy / "a_vgg.h5"), "--labels", "a,b"]) == 2
+    assert main(["import", str(run_copy / "a_vgg.h5"), "--labels", "angry,happy"]) == 2
     assert "7 outputs but 2 labels" in capsys.readouterr().err
 
 
-def test_uint8_input_is_never_rescaled():
-    x = np.zeros((1, 48, 48), np.uint8)
+def test_the_value_range_follows_the_dtype_or_the_argument_never_the_values():
+    x = np.zeros((2, 48, 48), np.uint8)
     x[0, :2] = 1
     assert Ensemble.as_batch(x).max() == 1.0                 # uint8 pixels stay pixels
-    assert Ensemble.as_batch(x.astype(np.float32)).max() == 255.0  # floats in [0, 1] are scaled back
+    with pytest.warns(UserWarning, match="pass value_range=1"):
+        assert Ensemble.as_batch(x.astype(np.float32)).max() == 1.0   # floats are pixels too: no flip
+    assert Ensemble.as_batch(x.astype(np.float32), value_range=1).max() == 255.0
+    f = np.full((2, 48, 48), 0.5, np.float32)
+    f[1, 0, 0] = 1.0000001                                   # one pixel above 1 changes nothing for the rest
+    np.testing.assert_array_equal(Ensemble.as_batch(f, value_range=1)[0], np.full((48, 48, 1), 127.5, np.float32))
+    with pytest.raises(EnsembleError, match="uint8 images are 0-255 pixels; value_range=1 is for float"):
+        Ensemble.as_batch(x, value_range=1)
 
 
 def test_collect_then_search_on_caches_alone(tiny_run, tmp_path, capsys):
@@ -263,3 +270,34 @@ def test_tta_command_runs_a_mode_end_to_end(run_copy, tiny_data, tmp_path, capsy
     assert json.loads((run_copy / "b_sep.json").read_text())["tta"] == "flip-shift"
     assert main(["tta", str(run_copy), "b_sep", "--data", str(data), "--mode", "flip-shift"]) == 0
     assert "nothing to do (every member already uses flip-shift TTA)" in capsys.readouterr().out
+
+
+def test_nan_or_infinite_pixels_are_refused_naming_the_images(run_copy, tiny_data):
+    ens = Ensemble.load(run_copy)
+    x = tiny_data.test.x[:6].astype(np.float32)
+    x[2, 5, 5] = np.nan
+    x[4, 0, 0] = np.inf
+    for fused in (True, False):
+        with pytest.raises(EnsembleError, match=r"image\(s\) 2, 4 of the batch contain NaN or infinite pixels"):
+            ens.predict_proba(x, fused=fused)
+
+
+def test_an_empty_batch_gives_an_empty_result(run_copy):
+    ens = Ensemble.load(run_copy)
+    empty = np.zeros((0, 48, 48), np.uint8)
+    assert ens.predict_proba(empty).shape == (0, 7) and ens.predict_proba(empty, fused=False).shape == (0, 7)
+    assert ens.predict(empty).shape == (0,) and ens.predict_labels(empty) == []
+    assert ens.member_probabilities(empty).shape == (2, 0, 7)
+    with pytest.raises(EnsembleError, match="got 0 images and 0 labels"):
+        ens.evaluate(empty, [])
+
+
+def test_images_of_another_size_are_resized_the_same_way_on_both_paths(run_copy, tiny_data):
+    import keras
+
+    ens = Ensemble.load(run_copy)
+    small = np.asarray(keras.ops.image.resize(tiny_data.test.x[:8, ..., None].astype(np.float32), (32, 32)))[..., 0]
+    fused, looped = ens.predict_proba(small), ens.predict_proba(small, fused=False)
+    np.testing.assert_allclose(fused, looped, atol=1e-5)
+    by_hand = np.asarray(keras.ops.image.resize(small[..., None], (48, 48)))
+    np.testing.assert_allclose(fused, ens.predict_proba(by_hand), atol=1e-6)
