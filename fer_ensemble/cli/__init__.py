@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .. import _tf  # noqa: F401
-from ..errors import FerEnsembleError
+from ..errors import FerEnsembleError, WriteError
 from . import app, data, demo, ensemble, report, train, zoo
 
 # In help order; each takes the sub-parsers and the shared data options.
@@ -29,6 +30,14 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
+    except WriteError as e:
+        print(f"error: {e}", file=sys.stderr)
+        # h5py objects that a refused write left half-written can crash the interpreter when they are
+        # freed at exit (HDF5 flushes them again): leave now, with the lock and temporary files
+        # already released by the blocks the error passed through.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(2)
     except FerEnsembleError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

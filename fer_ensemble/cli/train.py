@@ -39,27 +39,38 @@ def register(sub, add_data_args) -> None:
 
 
 def cmd_train_all(args: argparse.Namespace) -> int:
+    from ..errors import ModelError
     from ..models import load_zoo
-    from ..training import train_all
+    from ..rundir import check_name, lock_run
+    from ..training.runner import zoo_specs
 
     zoo = load_zoo(args.zoo)
+    if args.run is None:
+        check_name(zoo.name, f"{args.zoo}: zoo name (the run directory runs/NAME)", ModelError)
     run = Path(args.run or f"runs/{zoo.name}")
-    data = load_for_zoo(args, zoo)  # also with --jobs: a bad data file fails here once, not in N processes
-    overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("seed", args.seed))
-                 if v is not None}
-    print(f"training zoo {zoo.name} ({len(zoo.models)} models) on {data.source} -> {run}", flush=True)
-    t = time.perf_counter()
-    if getattr(args, "jobs", 1) > 1:
-        from ..training import train_parallel
-
-        result = train_parallel(zoo, run, child_args(args, run), jobs=args.jobs)
-    else:
-        result = train_all(zoo, data, run, only=[args.name] if args.name else None,
-                           overrides=overrides, force=args.force, tensorboard=args.tensorboard,
-                           jit_compile=args.xla, time_limit=args.time_limit)
+    zoo_specs(zoo, [args.name] if args.name else None)   # every name checked before anything is written
+    # The lock first: a second process on this run stops before it loads any data.
+    with lock_run(run, f"train {args.name}" if args.name else "train-all", create=True):
+        data = load_for_zoo(args, zoo)  # also with --jobs: a bad data file fails here once, not in N processes
+        data.check_splits()
+        print(f"training zoo {zoo.name} ({len(zoo.models)} models) on {data.source} -> {run}", flush=True)
+        t = time.perf_counter()
+        result = _train(args, zoo, data, run)
     print(result.table())
     print(f"done in {time.perf_counter() - t:.0f}s")
     return 1 if result.failures else 0
+
+
+def _train(args: argparse.Namespace, zoo, data, run: Path):
+    from ..training import train_all, train_parallel
+
+    if getattr(args, "jobs", 1) > 1:
+        return train_parallel(zoo, run, child_args(args, run), jobs=args.jobs)
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("seed", args.seed))
+                 if v is not None}
+    return train_all(zoo, data, run, only=[args.name] if args.name else None, overrides=overrides,
+                     force=args.force, tensorboard=args.tensorboard, jit_compile=args.xla,
+                     time_limit=args.time_limit)
 
 
 def child_args(args: argparse.Namespace, run: Path) -> list[str]:

@@ -70,3 +70,30 @@ def build_augmenter(cfg: AugmentConfig, seed: int | None = None, dtype: str = "f
     # before its layers see it.
     augmenter.dtype_policy = keras.DTypePolicy(dtype)
     return augmenter
+
+
+def seed_generators(layer) -> list:
+    """The random-state generators (keras.random.SeedGenerator) of `layer` and the layers inside it."""
+    seen, out = set(), []
+    for sub in layer._flatten_layers(include_self=True, recursive=True):   # Keras tracks them per layer
+        for gen in getattr(sub, "_seed_generators", []):
+            if id(gen) not in seen:
+                seen.add(id(gen))
+                out.append(gen)
+    return out
+
+
+def advance_random_state(augmenter, calls: int, sample) -> None:
+    """Leave `augmenter`'s random state where `calls` training calls would have left it, so that a
+    run resumed after `calls` batches draws the augmentations an uninterrupted run draws there.
+    Each call advances every generator by a fixed step, measured here on `sample` (one image)."""
+    import keras
+
+    gens = seed_generators(augmenter)
+    if not gens or not calls:
+        return
+    before = [keras.ops.convert_to_numpy(g.state.value) for g in gens]
+    augmenter(sample, training=True)
+    for gen, start in zip(gens, before):
+        step = keras.ops.convert_to_numpy(gen.state.value) - start
+        gen.state.assign(start + step * calls)

@@ -13,7 +13,7 @@ import itertools
 import numpy as np
 
 from .. import _tf  # noqa: F401
-from .augment import AugmentConfig, build_augmenter
+from .augment import AugmentConfig, advance_random_state, build_augmenter
 from .balance import balanced_batch_indices, oversample
 
 # The one scaling used at training and prediction time; stored in every model's sidecar.
@@ -52,7 +52,8 @@ def train_dataset(x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: in
     balancing: "none", "oversample" (replicate a fraction of the smaller classes) or "batches"
     (every batch holds each class equally often). Class weights are applied by the trainer.
     initial_epoch: where a resumed run starts; the batches continue the order an uninterrupted run
-    would have seen (the skipped index batches cost no image work), not its first epochs' again.
+    would have seen (the skipped index batches cost no image work), not its first epochs' again,
+    with the augmentations it would have drawn.
     """
     import tensorflow as tf
 
@@ -68,8 +69,10 @@ def train_dataset(x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: in
         ds = (tf.data.Dataset.range(len(y)).shuffle(len(y), seed=seed, reshuffle_each_iteration=True)
               .repeat().batch(batch_size, drop_remainder=True))
     ds = ds.skip(initial_epoch * steps)
-    augmenter = build_augmenter(augment, seed=seed) if augment else None
     scale, offset = float(scaling["scale"]), float(scaling["offset"])
+    augmenter = build_augmenter(augment, seed=seed) if augment else None
+    if augmenter is not None:   # resumed: the skipped batches' augmentation draws are skipped too
+        advance_random_state(augmenter, initial_epoch * steps, np.asarray(x[:1], np.float32)[..., None] * scale)
 
     def gather(idx):
         xb = tf.cast(tf.gather(x_t, idx), tf.float32)[..., None] * scale + offset

@@ -1,6 +1,8 @@
-"""Callbacks: resume-aware state seeding, epoch timing and a quiet progress display."""
+"""Callbacks: resume-aware state seeding, epoch timing, a quiet progress display, and the
+writing callbacks, whose failed writes (disk full) name the file."""
 from __future__ import annotations
 
+import logging
 import sys
 import time
 
@@ -8,6 +10,10 @@ from .. import _tf  # noqa: F401
 import keras
 import numpy as np
 import pandas as pd
+
+from .._io import read_json, write_failure, write_json
+
+log = logging.getLogger("fer_ensemble.training.trainer")
 
 
 def best_so_far(history: pd.DataFrame, monitor: str, mode: str) -> tuple[float | None, int]:
@@ -35,7 +41,83 @@ class SeedResumedState(keras.callbacks.Callback):
                 cb.best, cb.wait = best, wait
 
 
-class InnerModelCheckpoint(keras.callbacks.ModelCheckpoint):
+class _NamesFailedWrites:
+    """Mixin for the callbacks that write files every epoch: a write the file system refuses
+    (disk full, say) raises WriteError naming the file, not h5py's RuntimeError from inside fit()."""
+
+    def written(self) -> str:
+        raise NotImplementedError
+
+    def on_epoch_end(self, epoch, logs=None):
+        try:
+            super().on_epoch_end(epoch, logs)
+        except (OSError, RuntimeError) as e:
+            failure = write_failure(e, self.written())
+            if failure is None:
+                raise
+            raise failure from None
+
+
+class Backup(_NamesFailedWrites, keras.callbacks.BackupAndRestore):
+    """BackupAndRestore (the resume state) whose failed writes name the backup file."""
+
+    def written(self) -> str:
+        return self._weights_path
+
+
+class HistoryLogger(_NamesFailedWrites, keras.callbacks.CSVLogger):
+    """CSVLogger (the epoch history) whose failed writes name the file."""
+
+    def written(self) -> str:
+        return self.filename
+
+
+class RandomStateBackup(keras.callbacks.Callback):
+    """The random state of the trained model's layers (dropout masks, augmentation on the device),
+    saved at each epoch's end and put back when a run resumes from that epoch's backup, so that
+    the resumed epochs draw what an uninterrupted run draws (BackupAndRestore saves weights and
+    the optimizer, not this state). It comes before the backup and keeps the last few epochs, so
+    whichever epoch the backup holds after a kill, its state is here."""
+
+    KEEP = 3   # the backup's epoch, or the one before (its .bkp copy), after a kill at any moment
+
+    def __init__(self, path: str, initial_epoch: int, name: str):
+        super().__init__()
+        self.path, self.initial_epoch, self.name = path, initial_epoch, name
+
+    def _saved(self) -> dict:
+        try:
+            saved = read_json(self.path, ValueError)
+        except ValueError:   # none yet, or cut short by a kill
+            return {}
+        return saved.get("epochs", {}) if isinstance(saved, dict) else {}
+
+    def on_train_begin(self, logs=None):
+        from ..data.augment import seed_generators
+
+        gens = seed_generators(self.model)
+        if not self.initial_epoch or not gens:
+            return
+        states = self._saved().get(str(self.initial_epoch))
+        if states is None or len(states) != len(gens):
+            log.warning("model %r: no random state saved for epoch %d; the resumed epochs draw other dropout "
+                        "and augmentation than an uninterrupted run", self.name, self.initial_epoch)
+            return
+        for gen, state in zip(gens, states):
+            gen.state.assign(np.asarray(state, dtype=keras.ops.convert_to_numpy(gen.state.value).dtype))
+
+    def on_epoch_end(self, epoch, logs=None):
+        from ..data.augment import seed_generators
+
+        gens = seed_generators(self.model)
+        if not gens:
+            return
+        kept = {e: v for e, v in self._saved().items() if int(e) > epoch + 1 - self.KEEP}
+        kept[str(epoch + 1)] = [keras.ops.convert_to_numpy(g.state.value).tolist() for g in gens]
+        write_json(self.path, {"epochs": kept})
+
+
+class InnerModelCheckpoint(_NamesFailedWrites, keras.callbacks.ModelCheckpoint):
     """ModelCheckpoint that saves `inner` (the member) while fit() trains a model wrapping it
     (augmentation on the device + member); ModelCheckpoint uses its model only to save it."""
 
@@ -45,6 +127,9 @@ class InnerModelCheckpoint(keras.callbacks.ModelCheckpoint):
 
     def set_model(self, model):
         super().set_model(self.inner)
+
+    def written(self) -> str:
+        return self.filepath
 
 
 class TimeLimit(keras.callbacks.Callback):

@@ -1,4 +1,5 @@
-"""Train a whole zoo into one run directory: skip finished models, isolate failures, summarise."""
+"""Train a whole zoo into one run directory: skip finished models, isolate failures, summarise.
+The run directory is locked for the whole zoo (one writer at a time)."""
 from __future__ import annotations
 
 import os
@@ -8,10 +9,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data import FerData
-from ..errors import FerEnsembleError
+from ..errors import FerEnsembleError, ModelError, WriteError
 from ..models import Zoo
-from ..rundir import artifact_paths, read_sidecar
-from .trainer import TrainResult, train_model
+from ..rundir import artifact_paths, check_name, lock_run, read_sidecar
+from ..runlock import child_env
+from .trainer import TrainResult, finished_schedule, train_model
 
 
 @dataclass
@@ -37,10 +39,25 @@ def train_all(zoo: Zoo, data: FerData, run_dir: str | os.PathLike, *, only: list
               overrides: dict | None = None, force: bool = False, progress: bool = True,
               **train_kwargs) -> ZooRun:
     """Train every model of `zoo` (or those named in `only`) into `run_dir`; extra keyword
-    arguments (jit_compile, tensorboard) go to train_model."""
+    arguments (jit_compile, tensorboard) go to train_model. A failed member is reported and the
+    others still train; a file that cannot be written (disk full) stops the zoo."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    specs = zoo_specs(zoo, only)
+    data.check_splits()
+    with lock_run(run_dir, "train-all", create=True):
+        return _train_specs(zoo, specs, data, run_dir, overrides, force, progress, train_kwargs)
+
+
+def zoo_specs(zoo: Zoo, only: list[str] | None = None) -> list:
+    """The specs to train (all, or those named in `only`), after checking every name can name files."""
     specs = [zoo.get(n) for n in only] if only else list(zoo.models)
+    for spec in specs:
+        check_name(spec.name, f"{zoo.path or zoo.name}: model {spec.name!r}", ModelError)
+    return specs
+
+
+def _train_specs(zoo: Zoo, specs: list, data: FerData, run_dir: Path, overrides: dict | None, force: bool,
+                 progress: bool, train_kwargs: dict) -> ZooRun:
     results, failures = [], {}
     bar = None
     if progress and sys.stderr.isatty():
@@ -52,6 +69,8 @@ def train_all(zoo: Zoo, data: FerData, run_dir: str | os.PathLike, *, only: list
             spec = spec.replace(**overrides)
         try:
             results.append(train_model(spec, data, run_dir, force=force, progress=progress, **train_kwargs))
+        except WriteError:   # the disk is full: every member after this one would fail the same way
+            raise
         except FerEnsembleError as e:
             failures[spec.name] = str(e)
             print(f"[{spec.name}] failed: {e}", file=sys.stderr, flush=True)
@@ -79,16 +98,40 @@ def train_parallel(zoo: Zoo, run_dir: str | os.PathLike, child_args: list[str], 
     GPU memory: each process may take only its share (JAX and TensorFlow would otherwise claim
     most of the card in the first process); an exported setting wins.
     """
+    run_dir = Path(run_dir)
+    specs = zoo_specs(zoo, only)
+    with lock_run(run_dir, f"train-all --jobs {jobs}", create=True) as lock:
+        failures = _run_processes(zoo, specs, run_dir, child_args, jobs, progress, child_env(lock))
+    results = []
+    for spec in specs:
+        paths = artifact_paths(run_dir, spec.name)
+        sidecar = read_sidecar(paths["json"]) if paths["json"].exists() else None
+        if spec.name in failures:
+            continue
+        if sidecar is not None and finished_schedule(sidecar, paths["history.csv"]) is not None:
+            results.append(TrainResult(spec.name, sidecar))
+        else:
+            failures[spec.name] = "finished without a sidecar that says it finished its schedule"
+    return ZooRun(results, failures)
+
+
+def _run_processes(zoo: Zoo, specs: list, run_dir: Path, child_args: list[str], jobs: int, progress: bool,
+                   lock_env: dict[str, str]) -> dict[str, str]:
+    """Run `fer-ensemble train NAME` for every spec, `jobs` at a time, under the parent's lock
+    (`lock_env`); returns the failures by name."""
     import subprocess
     import threading
     import time
     from concurrent.futures import ThreadPoolExecutor
 
-    run_dir = Path(run_dir)
+    import subprocess
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
     logs = run_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    specs = [zoo.get(n) for n in only] if only else list(zoo.models)
-    env = dict(os.environ)
+    env = {**os.environ, **lock_env}
     env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
     env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{min(0.75, 0.9 / jobs):.3f}")
     env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
@@ -121,14 +164,7 @@ def train_parallel(zoo: Zoo, run_dir: str | os.PathLike, child_args: list[str], 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         for f in [pool.submit(one, s) for s in _sources_first(specs)]:
             f.result()
-    results = []
-    for spec in specs:
-        sidecar = artifact_paths(run_dir, spec.name)["json"]
-        if spec.name not in failures and sidecar.exists():
-            results.append(TrainResult(spec.name, read_sidecar(sidecar)))
-        elif spec.name not in failures:
-            failures[spec.name] = "finished without writing its sidecar"
-    return ZooRun(results, failures)
+    return failures
 
 
 def _sources_first(specs: list) -> list:

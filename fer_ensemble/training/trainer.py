@@ -3,7 +3,9 @@
 Per model NAME, the run directory (`fer_ensemble.rundir`) gets NAME.h5, NAME.json (the sidecar),
 NAME.history.csv and NAME.preds.npz; .work/NAME/ holds the in-progress state (backup for resume,
 best checkpoint) and is removed when done. Every final file is written under a temporary name and
-renamed; NAME.json is written last, so its presence means the model is complete.
+renamed; NAME.json is written last. A member counts as finished only when its sidecar says it
+finished its schedule (`finished_schedule`: last epoch, early stop or time limit), never because
+its files exist. Training holds the run directory's lock (`rundir.lock_run`).
 """
 from __future__ import annotations
 
@@ -24,12 +26,13 @@ from ..data import FerData, blend_targets
 from ..data.augment import AugmentConfig, build_augmenter
 from ..data.balance import bootstrap_indices, class_weights
 from ..data.pipeline import DEFAULT_SCALING, eval_arrays, eval_dataset, scale_images, train_batches, train_dataset
-from ..errors import TrainingError
+from ..errors import ModelError, TrainingError
 from ..models import ModelSpec, create_model
 from ..metrics import classification_metrics
-from ..rundir import ARTIFACTS, artifact_paths, read_sidecar, work_dir, write_predictions, write_sidecar
+from ..rundir import (ARTIFACTS, artifact_paths, check_name, lock_run, read_sidecar, work_dir, write_predictions,
+                      write_sidecar)
 
-__all__ = ["train_model", "TrainResult", "artifact_paths", "ARTIFACTS", "SIDECAR_FORMAT"]
+__all__ = ["train_model", "TrainResult", "artifact_paths", "ARTIFACTS", "SIDECAR_FORMAT", "finished_schedule"]
 
 
 class _SkipLegacyH5Note(logging.Filter):
@@ -44,6 +47,7 @@ if not any(isinstance(f, _SkipLegacyH5Note) for f in logging.getLogger("absl").f
     logging.getLogger("absl").addFilter(_SkipLegacyH5Note())
 log = logging.getLogger(__name__)
 SIDECAR_FORMAT = 1
+STOPS = ("last_epoch", "early_stop", "time_limit")   # the sidecar's `stopped_by`: how a schedule ends
 
 
 @dataclass
@@ -114,13 +118,23 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
     inside the training model, on the device) or "auto" (tf under TensorFlow, else arrays).
     `time_limit`: seconds of training after which the member stops at the end of its epoch and
     is finished as usual (the sidecar records it); None trains to its epochs or early stop.
+    The run directory is locked meanwhile: RunLockedError if another process holds it.
     """
+    out_dir = Path(out_dir)
+    check_name(spec.name, str(out_dir), ModelError)
+    data.check_splits()
+    pipeline, jit_compile = _resolve_pipeline(pipeline, jit_compile)
+    with lock_run(out_dir, f"train {spec.name}", create=True):
+        return _train(spec, data, out_dir, force, progress, jit_compile, tensorboard, pipeline, time_limit)
+
+
+def _train(spec: ModelSpec, data: FerData, out_dir: Path, force: bool, progress: bool, jit_compile: bool | str,
+           tensorboard: bool, pipeline: str, time_limit: float | None) -> TrainResult:
+    """train_model's work, under the run directory's lock."""
     import keras
 
     from .device import precision_policy
 
-    pipeline, jit_compile = _resolve_pipeline(pipeline, jit_compile)
-    out_dir = Path(out_dir)
     fingerprint = data.fingerprint()  # of the images and labels: FER+ targets are part of the spec
     train_soft = _train_targets(spec, data)
     done = _reuse_finished(spec, out_dir, fingerprint, force)
@@ -143,8 +157,10 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
         best = _fit(spec, trained, train_ds, steps, val_ds, weights, callbacks, pipeline, state)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+    early = next(c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping))
     run = {"wall": time.perf_counter() - t0, "initial_epoch": state.initial_epoch, "limit": limit,
-           "source": source, "drawn": draw.drawn, "policy": policy, "pipeline": pipeline}
+           "source": source, "drawn": draw.drawn, "policy": policy, "pipeline": pipeline,
+           "early_stopped": early.stopped_epoch > 0}   # Keras stops early only after epoch 0
     sidecar = _write_artifacts(spec, data, out_dir, best, state.history_file, fingerprint, run)
     shutil.rmtree(state.work, ignore_errors=True)
     _remove_empty(state.work.parent)
@@ -174,8 +190,40 @@ def _reuse_finished(spec: ModelSpec, out_dir: Path, fingerprint: str, force: boo
         stored = read_sidecar(paths["json"], TrainingError)
         _check_existing(stored, spec, fingerprint, paths["json"])
         if all(p.exists() for p in paths.values()):
-            return TrainResult(spec.name, stored, skipped=True)
+            if finished_schedule(stored, paths["history.csv"]) is not None:
+                return TrainResult(spec.name, stored, skipped=True)
+            log.warning("%s: stopped after %s of %s epochs without early stopping or a time limit; "
+                        "training it again", paths["json"], stored.get("epochs_run"), spec.epochs)
     return None
+
+
+def finished_schedule(sidecar: dict, history_file: str | os.PathLike | None = None) -> str | None:
+    """How a member's training ended ("last_epoch", "early_stop" or "time_limit") when its sidecar
+    shows a finished schedule; None when it does not (a member cut short is not complete).
+    Sidecars from before `stopped_by` are judged by their epochs, time-limit flag and history:
+    Keras's EarlyStopping(val_loss) ends a run `patience` epochs after its best val_loss."""
+    spec, epochs = sidecar.get("spec") or {}, sidecar.get("epochs_run")
+    stopped = sidecar.get("stopped_by")
+    if stopped is not None:
+        complete = stopped in STOPS and (stopped != "last_epoch" or epochs == spec.get("epochs"))
+        return stopped if complete else None
+    if epochs is not None and epochs == spec.get("epochs"):
+        return "last_epoch"
+    if sidecar.get("stopped_by_time_limit"):
+        return "time_limit"
+    return "early_stop" if _history_shows_early_stop(history_file, spec.get("patience")) else None
+
+
+def _history_shows_early_stop(history_file: str | os.PathLike | None, patience: int | None) -> bool:
+    import pandas as pd
+
+    try:
+        loss = pd.read_csv(history_file)["val_loss"].to_numpy(dtype=float)
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if patience is None or len(loss) < 2 or np.isnan(loss).all():
+        return False
+    return len(loss) - 1 - int(np.nanargmin(loss)) >= patience
 
 
 @dataclass
@@ -301,8 +349,8 @@ def _callbacks(spec: ModelSpec, net, out_dir: Path, state: _Resume, progress: bo
     """fit()'s callbacks, in the order resume relies on, and the time limit's callback (or None)."""
     import keras
 
-    from .callbacks import (EpochProgress, InnerModelCheckpoint, LogEpochTime, LogLearningRate, SeedResumedState,
-                            TimeLimit)
+    from .callbacks import (Backup, EpochProgress, HistoryLogger, InnerModelCheckpoint, LogEpochTime,
+                            LogLearningRate, RandomStateBackup, SeedResumedState, TimeLimit)
 
     history = state.history
     best_acc = None if history.empty else float(history["val_accuracy"].max())  # resume: keep the best
@@ -312,14 +360,15 @@ def _callbacks(spec: ModelSpec, net, out_dir: Path, state: _Resume, progress: bo
     if spec.lr_schedule == "plateau":
         patient.append(keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=spec.plateau_factor,
                                                          patience=spec.plateau_patience, min_lr=spec.min_lr))
-    # The backup is written after the epoch's history row and checkpoint: a run killed between
-    # them redoes that epoch and drops the extra row on resume, instead of losing the row.
+    # The backup is written after the epoch's history row, checkpoint and random state: a run
+    # killed between them redoes that epoch and drops the extra row on resume, instead of losing it.
     callbacks = [
         *patient, keras.callbacks.TerminateOnNaN(), LogLearningRate(), LogEpochTime(),
         InnerModelCheckpoint(net, str(state.work / "best.h5"), monitor="val_accuracy", mode="max",
                              save_best_only=True, initial_value_threshold=best_acc),
-        keras.callbacks.CSVLogger(str(state.history_file), append=True),
-        keras.callbacks.BackupAndRestore(str(state.backup_dir), double_checkpoint=True),
+        HistoryLogger(str(state.history_file), append=True),
+        RandomStateBackup(str(state.work / "random_state.json"), state.initial_epoch, spec.name),
+        Backup(str(state.backup_dir), double_checkpoint=True),
         SeedResumedState(history, patient),
     ]
     limit = TimeLimit(time_limit) if time_limit else None
@@ -361,9 +410,10 @@ def _write_artifacts(spec: ModelSpec, data: FerData, out_dir: Path, best, histor
     """Evaluate the best model and write its cache, history, weights and (last) sidecar; returns the sidecar."""
     import pandas as pd
 
+    hist = pd.read_csv(history_file).drop_duplicates("epoch", keep="last").sort_values("epoch")
+    run["stopped_by"] = _stopped_by(spec, len(hist), run)
     probs = {s: best.predict(scale_images(data.split(s).x), batch_size=512, verbose=0).astype(np.float32)
              for s in ("val", "test")}
-    hist = pd.read_csv(history_file).drop_duplicates("epoch", keep="last").sort_values("epoch")
     sidecar = _sidecar(spec, data, best, hist, fingerprint, run, probs)
     paths = artifact_paths(out_dir, spec.name)
     write_predictions(out_dir, spec.name, probs["val"], data.val.y, probs["test"], data.test.y, data.class_names)
@@ -372,6 +422,19 @@ def _write_artifacts(spec: ModelSpec, data: FerData, out_dir: Path, best, histor
         best.save(tmp)
     write_sidecar(out_dir, spec.name, sidecar)
     return sidecar
+
+
+def _stopped_by(spec: ModelSpec, epochs_run: int, run: dict) -> str:
+    """How the schedule ended; a run that ended otherwise is not finished and gets no sidecar."""
+    limit = run["limit"]
+    if epochs_run >= spec.epochs:
+        return "last_epoch"
+    if limit is not None and limit.stopped_epoch is not None:
+        return "time_limit"
+    if run["early_stopped"]:
+        return "early_stop"
+    raise TrainingError(f"model {spec.name!r}: training stopped after {epochs_run} of {spec.epochs} epochs "
+                        "without early stopping or a time limit; run it again to resume")
 
 
 def _sidecar(spec: ModelSpec, data: FerData, best, hist, fingerprint: str, run: dict, probs: dict) -> dict:
@@ -401,6 +464,7 @@ def _sidecar(spec: ModelSpec, data: FerData, best, hist, fingerprint: str, run: 
         "train_time_s": train_time(hist),
         "resumed_from_epoch": run["initial_epoch"],
         "stopped_by_time_limit": None if limit is None else limit.stopped_epoch is not None,
+        "stopped_by": run["stopped_by"],
         "initialized_from": run["source"],
         **({"bootstrap": run["drawn"]} if run["drawn"] else {}),
         "device": device_name(),
