@@ -29,17 +29,14 @@ def write_failure(error: BaseException, path: str | os.PathLike) -> WriteError |
     any other error."""
     if isinstance(error, WriteError):
         return error
-    if isinstance(error, OSError):
-        reason = error.strerror or str(error)
-    elif isinstance(error, RuntimeError):
-        m = _H5_ERRNO.search(str(error))
-        reason = m.group(2) if m else None
-        if reason is None and _free_bytes(path) < 1 << 20:   # h5py's later errors ("Slist already
-            reason = "No space left on device"                # enabled?") say nothing of the disk
-        if reason is None:
-            return None
-    else:
+    if not isinstance(error, (OSError, RuntimeError)):
         return None
+    h5 = _H5_ERRNO.search(str(error))   # h5py's messages carry the system's errno and its text
+    reason = error.strerror if isinstance(error, OSError) and error.strerror else h5.group(2) if h5 else None
+    if reason is None and _free_bytes(path) < 1 << 20:   # h5py's later errors ("Slist already enabled?")
+        reason = "No space left on device"                # say nothing of the disk
+    if reason is None:
+        return WriteError(f"{path}: could not be written ({error})") if isinstance(error, OSError) else None
     return WriteError(f"{path}: could not be written ({reason})")
 
 
