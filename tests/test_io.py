@@ -68,9 +68,9 @@ def test_a_write_the_file_system_refuses_names_the_file_and_leaves_no_temporary_
              "import keras\n"
              "m = keras.Sequential([keras.Input((48, 48, 1)), keras.layers.Flatten(), keras.layers.Dense(64)])\n"
              f"with atomic_path({str(target)!r}) as tmp:\n    m.save(tmp)")
+    body = "".join(f"    {line}\n" for line in write.splitlines())
     code = ("import numpy as np\nfrom fer_ensemble._io import atomic_path, write_npz\n"
-            "from fer_ensemble.errors import WriteError\ntry:\n" + "".join(f"    {line}\n" for line in write.splitlines())
-            + "except WriteError as e:\n    print(e)\n")
+            f"from fer_ensemble.errors import WriteError\ntry:\n{body}except WriteError as e:\n    print(e)\n")
     done = _limited(code, 20_000)
     assert done.stdout.strip() == f"{target}: could not be written (File too large)", done.stderr[-2000:]
     assert list(tmp_path.iterdir()) == []
@@ -81,9 +81,10 @@ def test_h5py_errors_of_a_full_disk_name_the_file(tmp_path, monkeypatch):
 
     err = RuntimeError("Can't decrement id ref count (unable to extend file properly, errno = 28, "
                        "error message = 'No space left on device')")
-    assert str(io.write_failure(err, tmp_path / "a.h5")) == f"{tmp_path / 'a.h5'}: could not be written (No space left on device)"
+    full = "could not be written (No space left on device)"
+    assert str(io.write_failure(err, tmp_path / "a.h5")) == f"{tmp_path / 'a.h5'}: {full}"
     later = RuntimeError("Slist already enabled?")           # h5py's next error says nothing of the disk
     assert io.write_failure(later, tmp_path / "a.h5") is None
     monkeypatch.setattr(io, "_free_bytes", lambda path: 4096)
-    assert str(io.write_failure(later, tmp_path / "b.h5")) == f"{tmp_path / 'b.h5'}: could not be written (No space left on device)"
+    assert str(io.write_failure(later, tmp_path / "b.h5")) == f"{tmp_path / 'b.h5'}: {full}"
     assert io.write_failure(ValueError("x"), tmp_path / "c.h5") is None

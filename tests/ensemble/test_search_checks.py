@@ -35,8 +35,8 @@ def run(tmp_path):
 
 
 def _untouched(run) -> bool:
-    return (json.loads((run / "ensemble.json").read_text()) == BEFORE
-            and (run / "search.csv").read_text() == "method,members\nmean,m0\n" and not (run / "search_cv.json").exists())
+    return (json.loads((run / "ensemble.json").read_text()) == BEFORE and not (run / "search_cv.json").exists()
+            and (run / "search.csv").read_text() == "method,members\nmean,m0\n")
 
 
 def _rewrite(run, name: str, **change) -> None:
@@ -53,7 +53,8 @@ def _rewrite(run, name: str, **change) -> None:
      r"m2.preds.npz: val_proba has NaN or infinite values \(rows 4\)"),
     (lambda z: {"val_proba": z["val_proba"][:, :6]},
      r"m2.preds.npz: val_proba has shape \(35, 6\), expected \(35, 7\) for 35 val_y labels and 7 classes"),
-    (lambda z: {"val_proba": np.log(z["val_proba"])}, r"m2.preds.npz: val_proba rows 0, 1, 2, .* are not probabilities"),
+    (lambda z: {"val_proba": np.log(z["val_proba"])},
+     r"m2.preds.npz: val_proba rows 0, 1, 2, .* are not probabilities"),
     (lambda z: {"test_y": np.full(35, 9)}, r"m2.preds.npz: test_y has labels outside 0-6"),
     (lambda z: {"test_y": np.roll(z["test_y"], 1)}, "m2.preds.npz: test_y differs from m0.preds.npz"),
 ])
