@@ -39,7 +39,7 @@ def _resnet(input_shape, num_classes, stages, filters, block, dropout, name, hea
         for b in range(n_blocks):
             x = fn(x, filters * 2 ** s, f"s{s + 1}b{b + 1}", downsample=(b == 0 and s > 0))
     if head_bn:
-        # The paper block's residual stream has no normalisation or activation after its adds.
+        # The paper block's residual stream is never normalised after its adds: do it once here.
         x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="head_bn")(x)
         x = layers.Activation("relu", name="head_relu")(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
@@ -50,12 +50,13 @@ def _resnet(input_shape, num_classes, stages, filters, block, dropout, name, hea
 
 @register_model()
 def resnet_paper(input_shape=(48, 48, 1), num_classes=7, *, stages=(3, 4, 6, 3), filters=64, dropout=0.0,
-                 head_bn=False):
+                 head_bn=True):
     """The study's ResNet: ResNet2 uses stages [2, 5, 5, 2], ResNet3/4 [3, 4, 6, 3].
 
-    head_bn adds batch norm and ReLU before the pooling, as pre-activation ResNets end. Without it
-    the 64-filter members sat at chance on FER2013 with the study's recipe; the suspected cause (not
-    yet tested on a GPU) is the unnormalised residual stream feeding the classifier (README, GPU track)."""
+    head_bn (on by default; not in the study's text) adds batch norm and ReLU before the pooling, as
+    pre-activation ResNets end. Each block adds an un-normalised conv output to its stream, so the
+    stream's variance grows block by block; under Adam at 1e-3 the deep 64-filter members' logits
+    reached thousands within ten steps and they collapsed to one class (docs/research/paper-zoo.md)."""
     return _resnet(input_shape, num_classes, tuple(stages), filters, "paper", dropout, "resnet_paper", head_bn)
 
 
