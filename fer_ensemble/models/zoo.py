@@ -20,6 +20,7 @@ from typing import Any
 
 from .._io import read_toml
 from ..errors import ModelError
+from ..rundir import check_name
 from .registry import PREPROCESS_CHOICES, builder_arguments, list_models
 
 
@@ -168,6 +169,7 @@ def zoo_from_dict(raw: dict, path: str = "zoo") -> Zoo:
             entry_args = entry.get("args", {})
             merged["args"] = {**source.args, **entry_args} if isinstance(entry_args, dict) else entry_args
         spec = _validated(merged, where=f"{path}: model {label!r}")
+        check_name(spec.name, f"{path}: model {spec.name!r}", ModelError)  # names become file names
         if spec.name in seen:
             raise ModelError(f"{path}: model {spec.name!r} appears twice")
         if source is not None and _architecture(source) != _architecture(spec):
