@@ -35,6 +35,14 @@ def register(sub, add_data_args) -> None:
     _train_args(p, add_data_args)
     p.add_argument("--jobs", type=int, default=1,
                    help="train this many members at once, one process each (small models share a GPU)")
+    g = p.add_argument_group("Ray (pip install 'fer_ensemble[ray]'; docs/ray.md)")
+    g.add_argument("--ray", metavar="ADDRESS", help="train each member as a Ray task: local (a Ray instance on "
+                   "this machine), auto (the cluster this machine joined with `ray start`) or ray://HEAD:10001")
+    g.add_argument("--cpus-per-member", type=float, default=1.0, metavar="N", help="CPUs each member's task asks for")
+    g.add_argument("--gpus-per-member", type=float, default=0.0, metavar="F",
+                   help="GPUs each member's task asks for; a fraction shares a GPU (0.25: four members on one)")
+    g.add_argument("--retries", type=int, default=3, metavar="N",
+                   help="start a member whose worker or node died again, from its last epoch, up to N times")
     p.set_defaults(func=cmd_train_all, name=None)
 
 
@@ -44,6 +52,7 @@ def cmd_train_all(args: argparse.Namespace) -> int:
     from ..rundir import check_name, lock_run
     from ..training.runner import zoo_specs
 
+    ray_options = _ray_options(args)   # checked before anything is loaded or written
     zoo = load_zoo(args.zoo)
     if args.run is None:
         check_name(zoo.name, f"{args.zoo}: zoo name (the run directory runs/NAME)", ModelError)
@@ -55,19 +64,36 @@ def cmd_train_all(args: argparse.Namespace) -> int:
         data.check_splits()
         print(f"training zoo {zoo.name} ({len(zoo.models)} models) on {data.source} -> {run}", flush=True)
         t = time.perf_counter()
-        result = _train(args, zoo, data, run)
+        result = _train(args, zoo, data, run, ray_options)
     print(result.table())
     print(f"done in {time.perf_counter() - t:.0f}s")
     return 1 if result.failures else 0
 
 
-def _train(args: argparse.Namespace, zoo, data, run: Path):
-    from ..training import train_all, train_parallel
+def _ray_options(args: argparse.Namespace):
+    """train-all's RayOptions, or None when it does not run on Ray."""
+    from ..errors import ModelError
+    from ..training.ray_executor import RayOptions
 
-    if getattr(args, "jobs", 1) > 1:
-        return train_parallel(zoo, run, child_args(args, run), jobs=args.jobs)
+    if not getattr(args, "ray", None):
+        return None
+    if args.jobs > 1:
+        raise ModelError("--jobs and --ray both say how many members train at once: under --ray, Ray runs as "
+                         "many as its CPUs and GPUs hold (--cpus-per-member, --gpus-per-member)")
+    return RayOptions(address=args.ray, cpus_per_member=args.cpus_per_member,
+                      gpus_per_member=args.gpus_per_member, retries=args.retries)
+
+
+def _train(args: argparse.Namespace, zoo, data, run: Path, ray_options=None):
+    from ..training import train_all, train_all_ray, train_parallel
+
     overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("seed", args.seed))
                  if v is not None}
+    if ray_options is not None:
+        return train_all_ray(zoo, data, run, options=ray_options, overrides=overrides, force=args.force,
+                             tensorboard=args.tensorboard, jit_compile=args.xla, time_limit=args.time_limit)
+    if getattr(args, "jobs", 1) > 1:
+        return train_parallel(zoo, run, child_args(args, run), jobs=args.jobs)
     return train_all(zoo, data, run, only=[args.name] if args.name else None, overrides=overrides,
                      force=args.force, tensorboard=args.tensorboard, jit_compile=args.xla,
                      time_limit=args.time_limit)

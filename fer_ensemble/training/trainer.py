@@ -32,7 +32,8 @@ from ..metrics import classification_metrics
 from ..rundir import (ARTIFACTS, artifact_paths, check_name, lock_run, read_sidecar, work_dir, write_predictions,
                       write_sidecar)
 
-__all__ = ["train_model", "TrainResult", "artifact_paths", "ARTIFACTS", "SIDECAR_FORMAT", "finished_schedule"]
+__all__ = ["train_model", "TrainResult", "artifact_paths", "ARTIFACTS", "SIDECAR_FORMAT", "finished_schedule",
+           "reuse_finished"]
 
 
 class _SkipLegacyH5Note(logging.Filter):
@@ -108,7 +109,8 @@ def _check_existing(stored: dict, spec: ModelSpec, fingerprint: str, where: Path
 
 def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, force: bool = False,
                 progress: bool = True, jit_compile: bool | str = False, tensorboard: bool = False,
-                pipeline: str = "auto", time_limit: float | None = None) -> TrainResult:
+                pipeline: str = "auto", time_limit: float | None = None,
+                extra_callbacks: list | None = None) -> TrainResult:
     """Train `spec` on `data`, writing NAME.{h5,json,history.csv,preds.npz} into `out_dir`.
 
     Complete artifacts for the same spec and data are reused (skipped=True); an interrupted run
@@ -118,6 +120,8 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
     inside the training model, on the device) or "auto" (tf under TensorFlow, else arrays).
     `time_limit`: seconds of training after which the member stops at the end of its epoch and
     is finished as usual (the sidecar records it); None trains to its epochs or early stop.
+    `extra_callbacks`: Keras callbacks that run after the trainer's own, so at each epoch's end
+    they see the epoch's backup, history row and checkpoint written (the Ray executor ships them).
     The run directory is locked meanwhile: RunLockedError if another process holds it.
     """
     out_dir = Path(out_dir)
@@ -125,11 +129,12 @@ def train_model(spec: ModelSpec, data: FerData, out_dir: str | os.PathLike, *, f
     data.check_splits()
     pipeline, jit_compile = _resolve_pipeline(pipeline, jit_compile)
     with lock_run(out_dir, f"train {spec.name}", create=True):
-        return _train(spec, data, out_dir, force, progress, jit_compile, tensorboard, pipeline, time_limit)
+        return _train(spec, data, out_dir, force, progress, jit_compile, tensorboard, pipeline, time_limit,
+                      list(extra_callbacks or ()))
 
 
 def _train(spec: ModelSpec, data: FerData, out_dir: Path, force: bool, progress: bool, jit_compile: bool | str,
-           tensorboard: bool, pipeline: str, time_limit: float | None) -> TrainResult:
+           tensorboard: bool, pipeline: str, time_limit: float | None, extra_callbacks: list) -> TrainResult:
     """train_model's work, under the run directory's lock."""
     import keras
 
@@ -137,7 +142,7 @@ def _train(spec: ModelSpec, data: FerData, out_dir: Path, force: bool, progress:
 
     fingerprint = data.fingerprint()  # of the images and labels: FER+ targets are part of the spec
     train_soft = _train_targets(spec, data)
-    done = _reuse_finished(spec, out_dir, fingerprint, force)
+    done = reuse_finished(spec, out_dir, fingerprint, force)
     if done is not None:
         return done
     state = _resume_state(spec, out_dir, fingerprint, force)
@@ -154,6 +159,7 @@ def _train(spec: ModelSpec, data: FerData, out_dir: Path, force: bool, progress:
         net, trained, source = _build(spec, data, out_dir, fingerprint, state.initial_epoch, steps,
                                       device_augmenter, jit_compile)
         callbacks, limit = _callbacks(spec, net, out_dir, state, progress, tensorboard, time_limit)
+        callbacks += extra_callbacks
         best = _fit(spec, trained, train_ds, steps, val_ds, weights, callbacks, pipeline, state)
     finally:
         keras.mixed_precision.set_global_policy("float32")
@@ -182,7 +188,7 @@ def _resolve_pipeline(pipeline: str, jit_compile: bool | str) -> tuple[str, bool
     return pipeline, jit_compile
 
 
-def _reuse_finished(spec: ModelSpec, out_dir: Path, fingerprint: str, force: bool) -> TrainResult | None:
+def reuse_finished(spec: ModelSpec, out_dir: Path, fingerprint: str, force: bool) -> TrainResult | None:
     """The finished member's result when all its artifacts exist for this spec and data; None to train.
     A sidecar from another spec or other data is refused (unless `force`)."""
     paths = artifact_paths(out_dir, spec.name)
