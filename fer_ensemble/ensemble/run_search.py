@@ -99,11 +99,30 @@ def search_run(run_dir: str | os.PathLike, methods=DEFAULT_METHODS, min_size: in
     text = leaderboard(result, c)
     if len(names) < pool:
         text = f"candidates: the {len(names)} of {pool} members with the best validation accuracy\n" + text
-    missing = uncached_members(run_dir, c["names"])
-    if missing:
-        text = (f"not searched, no NAME{PREDS_SUFFIX} prediction cache (train them to the end, or import "
-                f"with --data): {', '.join(missing)}\n") + text
+    text = _uncached_note(run_dir, c["names"]) + text
     return result, text
+
+
+def _uncached_note(run_dir: str | os.PathLike, cached: list[str]) -> str:
+    """The lines that name the members the search left out for want of a cache, with the fix."""
+    sidecars = member_sidecars(run_dir)
+    missing = uncached_members(run_dir, cached)
+    imported = [n for n in missing if sidecars[n].get("builder") == "imported"]
+    trained = [n for n in missing if n not in imported]
+    text = ""
+    if trained:
+        text += (f"not searched, no NAME{PREDS_SUFFIX} prediction cache (train them to the end, or import "
+                 f"with --data): {', '.join(trained)}\n")
+    for n in imported:
+        side = sidecars[n]
+        scaling = side.get("scaling", {})
+        member = Path(run_dir) / str(side.get("model_file", f"{n}.keras"))
+        text += (f"not searched, {n} was imported without --data (no {n}{PREDS_SUFFIX} prediction cache); to "
+                 f"include it, cache its predictions on the run's data: fer-ensemble import {member} --into {run_dir} "
+                 f"--name {n} --labels {','.join(side['class_names'])} --scale {scaling.get('scale', 1 / 255)} "
+                 f"--offset {scaling.get('offset', 0.0)}{' --classes fer6' if side.get('classes') == 'fer6' else ''} "
+                 "--data DATA\n")
+    return text
 
 
 def leaderboard(result: SearchResult, caches: dict, top: int = 10) -> str:
