@@ -3,6 +3,12 @@
 A directory holds NAME.h5 / NAME.keras models, each with the NAME.json sidecar written by the
 trainer (or by `fer-ensemble import`). If it also holds ensemble.json (written by the search),
 only its members are loaded, with its method and weights.
+
+The fused model (`to_keras`) takes one image batch at the ensemble's native size (`input_size`:
+the size of the data its members were evaluated on, 48 by default, never a member's own size) and
+does each member's resize, scaling, class order and test-time augmentation in the graph; its output
+is always (N, C). `predict_proba` on images of another size uses a fused model built for that size,
+so every member resizes the images once, to its own size, as the loop over members does.
 """
 from __future__ import annotations
 
@@ -19,7 +25,10 @@ from ..errors import EnsembleError
 from ..rundir import MANIFEST, MODEL_SUFFIXES, has_model, member_sidecars, model_path, write_manifest
 from .methods import METHODS, fit_weights, get_method
 from .manifest import manifest_weights, read_manifest
+from .keras2 import single_io
 from .views import check_mode, predict_views, tta_views
+
+DEFAULT_SIZE = 48   # FER2013's faces: the native size when the members do not say otherwise
 
 __all__ = ["Ensemble", "Member", "load_member", "model_path", "write_manifest", "MANIFEST", "MODEL_SUFFIXES"]
 
@@ -73,14 +82,15 @@ def load_member(directory: Path, name: str, sidecar: dict) -> Member:
         model = keras.models.load_model(path, compile=False, safe_mode=True)
     except Exception as e:
         raise EnsembleError(f"{path}: cannot load model ({e.__class__.__name__}: {str(e)[:200]})") from None
-    return Member(name, path, sidecar, model)
+    return Member(name, path, sidecar, single_io(model))   # a Keras-2 model's one-element output list unwrapped
 
 
 class Ensemble:
     """Members, a combination method and its weights, in the ensemble's class order."""
 
     def __init__(self, members: list[Member], method: str = "mean", weights: np.ndarray | None = None,
-                 class_names: list[str] | None = None, stacking: dict | None = None, manifest: dict | None = None):
+                 class_names: list[str] | None = None, stacking: dict | None = None, manifest: dict | None = None,
+                 input_size: int | None = None):
         if not members:
             raise EnsembleError("an ensemble needs at least one member")
         if method not in METHODS:
@@ -88,18 +98,19 @@ class Ensemble:
         self.members = members
         self.method = method
         self._spec = get_method(method)
-        self.class_names = list(class_names or members[0].class_names)
+        self.class_names = list(class_names or _default_classes(members))
         self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
         self.stacking = stacking
         self.manifest = manifest or {}
         self._orders = [self._class_order(m) for m in members]
-        self._fused = None
-        self._fn = None
-        self._fn_model = None
+        self._size = int(input_size or self.manifest.get("input_size") or _data_size(members))
+        self._fused: dict[int, object] = {}    # the fused model per input size
+        self._fns: dict[int, tuple] = {}       # its traced call per input size
 
     # ------------------------------------------------------------------ loading
     @classmethod
-    def load(cls, directory: str | os.PathLike, method: str | None = None) -> "Ensemble":
+    def load(cls, directory: str | os.PathLike, method: str | None = None,
+             input_size: int | None = None) -> "Ensemble":
         directory = Path(directory)
         if not directory.is_dir():
             raise EnsembleError(f"{directory}: not a directory")
@@ -122,13 +133,15 @@ class Ensemble:
         if manifest is not None and method in (None, manifest.get("method")):
             weights = manifest_weights(manifest, manifest_path)
             return cls(members, manifest["method"], weights, manifest.get("class_names"),
-                       manifest.get("stacking"), manifest)
-        return cls(members, method or "mean")
+                       manifest.get("stacking"), manifest, input_size)
+        return cls(members, method or "mean", input_size=input_size)
 
     @property
     def input_size(self) -> int:
-        """Side of the square images `predict` expects without resizing (the fused model's input)."""
-        return self.members[0].input_size
+        """The native size: side of the square images the fused model takes by default (the
+        `input_size` given, else ensemble.json's, else the size of the data the members were
+        trained or evaluated on when they agree, else 48); never one member's own size."""
+        return self._size
 
     def _class_order(self, member: Member) -> np.ndarray:
         """Indices into the member's outputs that give the ensemble's class order."""
@@ -178,14 +191,9 @@ class Ensemble:
         return (x * 255.0 if value_range == 1 else x)[..., None]
 
     def _input(self, x, value_range: float | None) -> np.ndarray:
-        """`as_batch`, resized to `input_size` when the images have another size: the one step
-        before both the fused model and the member loop, so the two see the same pixels."""
-        batch = self.as_batch(x, value_range)
-        if len(batch) and batch.shape[1] != self.input_size:
-            import keras
-
-            batch = np.asarray(keras.ops.image.resize(batch, (self.input_size, self.input_size)), np.float32)
-        return batch
+        """`as_batch`: images of any size; each member resizes them to its own size, once, in the
+        member loop (`Member.prepare`) and in the fused model (a `Resizing` layer) alike."""
+        return self.as_batch(x, value_range)
 
     # ------------------------------------------------------------------ prediction
     def member_probabilities(self, x, value_range: float | None = None) -> np.ndarray:
@@ -214,22 +222,21 @@ class Ensemble:
             batch = self._input(x, value_range)
             if not len(batch):
                 return np.zeros((0, len(self.class_names)), np.float32)
-            fn = self._serving_fn()
-            return np.concatenate([fn(batch[i:i + 256]).numpy() for i in range(0, len(batch), 256)])
+            fn = self._serving_fn(batch.shape[1])
+            return np.concatenate([np.asarray(fn(batch[i:i + 256])) for i in range(0, len(batch), 256)])
         return self.combine(self.member_probabilities(x, value_range))
 
-    def _serving_fn(self):
-        """The fused model traced once for any batch size: Keras's predict() rebuilds a dataset
-        per call (~0.7 s for one image here); a traced call costs a few milliseconds."""
-        if self._fn is None or self._fn_model is not self.to_keras():
+    def _serving_fn(self, size: int):
+        """The fused model for `size`, traced once for any batch size: Keras's predict() rebuilds
+        a dataset per call (~0.7 s for one image here); a traced call costs a few milliseconds."""
+        model = self.to_keras(size)
+        if size not in self._fns or self._fns[size][0] is not model:
             import tensorflow as tf
 
-            model = self.to_keras()
-            size = model.input_shape[1]
-            self._fn = tf.function(lambda b: model(b, training=False),
-                                   input_signature=[tf.TensorSpec((None, size, size, 1), tf.float32)])
-            self._fn_model = model
-        return self._fn
+            fn = tf.function(lambda b: model(b, training=False),
+                             input_signature=[tf.TensorSpec((None, size, size, 1), tf.float32)])
+            self._fns[size] = (model, fn)
+        return self._fns[size][1]
 
     def predict(self, x, value_range: float | None = None) -> np.ndarray:
         return self.predict_proba(x, value_range=value_range).argmax(axis=1)
@@ -240,7 +247,7 @@ class Ensemble:
     def fit_weights(self, x_val, y_val, value_range: float | None = None) -> "Ensemble":
         """Compute accuracy/recall weights from a validation split."""
         self.weights = fit_weights(self.method, self.member_probabilities(x_val, value_range), np.asarray(y_val))
-        self._fused = None
+        self._fused, self._fns = {}, {}
         return self
 
     def evaluate(self, x, y, value_range: float | None = None) -> dict:
@@ -260,12 +267,17 @@ class Ensemble:
     def _fused_weights(self) -> np.ndarray:
         return self._spec.fused_weights(self.weights, len(self.members), len(self.class_names))
 
-    def to_keras(self):
-        """One Keras model: input (N, H, W, 1) pixels in 0-255, each member's resize, scaling and
-        class reordering, then the combination, all in the graph. Saved as .h5, it loads with
+    def to_keras(self, input_size: int | None = None):
+        """One Keras model: input (N, S, S, 1) pixels in 0-255 (S: `input_size`, default the native
+        `self.input_size`), each member's resize, scaling, TTA and class reordering, then the
+        combination, all in the graph; output (N, C). Saved as .keras or .h5, it loads with
         keras.models.load_model in safe mode (after `import fer_ensemble.ensemble`)."""
-        if self._fused is not None:
-            return self._fused
+        size = int(input_size or self.input_size)
+        if size not in self._fused:
+            self._fused[size] = self._build_fused(size)
+        return self._fused[size]
+
+    def _build_fused(self, size: int):
         if self._spec.layer is None:
             fused = "/".join(m for m in METHODS if get_method(m).layer is not None)
             raise EnsembleError(f"to_keras() does not support {self.method}; use {fused}")
@@ -276,7 +288,6 @@ class Ensemble:
 
         from .layers import CombineMembers, HorizontalFlip, Shift
 
-        size = self.input_size
         inp = layers.Input((size, size, 1), name="pixels")
         outs = []
         for i, (m, order) in enumerate(zip(self.members, self._orders)):
@@ -288,13 +299,13 @@ class Ensemble:
             sub.name = f"member_{i}_{m.name}"
             views = tta_views(m.tta, m.input_size)
             if len(views) == 1:
-                p = sub(x)
+                p = _one_output(sub(x, training=False), m)   # inference in every caller's context
             else:
                 flipped = HorizontalFlip(name=f"m{i}_flip")(x)
                 inputs = [flipped if v.flip else x for v in views]
                 inputs = [Shift(v.dy, v.dx, name=f"m{i}_view{j}")(t) if (v.dy or v.dx) else t
                           for j, (v, t) in enumerate(zip(views, inputs))]
-                p = layers.Average(name=f"m{i}_tta")([sub(t) for t in inputs])
+                p = layers.Average(name=f"m{i}_tta")([_one_output(sub(t, training=False), m) for t in inputs])
             if not np.array_equal(order, np.arange(len(order))) or len(m.class_names) != len(self.class_names):
                 perm = np.zeros((len(m.class_names), len(self.class_names)), np.float32)
                 perm[order, np.arange(len(order))] = 1.0
@@ -303,11 +314,42 @@ class Ensemble:
                 reorder.set_weights([perm])
             outs.append(p)
         combined = CombineMembers(self._spec.layer, self._fused_weights().tolist(), name="combine")(outs)
-        self._fused = keras.Model(inp, combined, name="fer_ensemble")
-        return self._fused
+        return keras.Model(inp, combined, name="fer_ensemble")
 
     # ------------------------------------------------------------------ manifest
     def save_manifest(self, directory: str | os.PathLike, extra: dict | None = None) -> Path:
         return write_manifest(directory, [m.name for m in self.members], self.method, self.class_names,
                               self.weights, extra, self.stacking)
 
+
+
+def _one_output(p, member: Member):
+    """A member's symbolic output as one (N, C) tensor; EnsembleError naming the member otherwise."""
+    if isinstance(p, (list, tuple)) and len(p) == 1:
+        p = p[0]
+    if isinstance(p, (list, tuple)) or len(p.shape) != 2 or p.shape[-1] != len(member.class_names):
+        shape = [tuple(t.shape) for t in p] if isinstance(p, (list, tuple)) else tuple(p.shape)
+        raise EnsembleError(f"{member.path}: outputs {shape}; a member gives one (N, {len(member.class_names)}) "
+                            "row of class probabilities per image")
+    return p
+
+
+def _default_classes(members: list[Member]) -> list[str]:
+    """The class order of an ensemble without ensemble.json: FER2013's (fer7 or fer6) or FER+'s
+    when the first member has those classes in any order, else the first member's order."""
+    from ..data.types import FER6_CLASSES, FER7_CLASSES, FERPLUS_CLASSES
+
+    first = members[0].class_names
+    return next((list(c) for c in (FER7_CLASSES, FER6_CLASSES, FERPLUS_CLASSES) if set(c) == set(first)), first)
+
+
+def _data_size(members: list[Member]) -> int:
+    """The side of the images the members were trained or evaluated on, when their sidecars agree
+    (a trained member's input size; an imported member's `data_input_size`); else 48."""
+    sizes = set()
+    for m in members:
+        side = m.sidecar.get("data_input_size") if m.sidecar.get("builder") == "imported" else \
+            m.sidecar.get("input_shape", [None])[0]
+        if side:
+            sizes.add(int(side))
+    return sizes.pop() if len(sizes) == 1 else DEFAULT_SIZE

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -301,3 +302,73 @@ def test_images_of_another_size_are_resized_the_same_way_on_both_paths(run_copy,
     np.testing.assert_allclose(fused, looped, atol=1e-5)
     by_hand = np.asarray(keras.ops.image.resize(small[..., None], (48, 48)))
     np.testing.assert_allclose(fused, ens.predict_proba(by_hand), atol=1e-6)
+
+
+# ---------------------------------------------------------------- members from elsewhere in the fused model
+K2 = Path(__file__).resolve().parent / "fixtures" / "keras2"
+FER7 = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+
+
+def _foreign_run(run, big: str, small: str):
+    """A 64-px Keras-2 functional member `big` (flip TTA), a 48-px Keras-2 Sequential `small` with
+    its classes reversed, and `legacy`: the Keras-2 .h5 file itself as a member (as
+    an import of an earlier version left it), whose Keras 3 call returns a one-element list."""
+    from fer_ensemble.ensemble.importer import import_model
+
+    import_model(K2 / "func64.h5", FER7, into=run, name=big)
+    import_model(K2 / "seq48.json", FER7[::-1], weights=K2 / "seq48_weights.h5", into=run, name=small)
+    shutil.copy(K2 / "func64.h5", run / "legacy.h5")
+    (run / "legacy.json").write_text(json.dumps({"name": "legacy", "builder": "imported", "class_names": FER7,
+                                                 "input_shape": [64, 64, 1], "tta": "flip"}))
+    side = json.loads((run / f"{big}.json").read_text())         # TTA views in the graph too
+    (run / f"{big}.json").write_text(json.dumps({**side, "tta": "flip"}))
+    return run
+
+
+@pytest.mark.parametrize("big, small", [("a_64px", "b_48px"), ("z_64px", "b_48px")])
+def test_fused_and_member_loop_agree_with_48_and_64_px_members_in_either_name_order(tmp_path, big, small):
+    import keras
+
+    from fer_ensemble.ensemble.ensemble import load_member
+
+    run = _foreign_run(tmp_path / "run", big, small)
+    ens = Ensemble.load(run)
+    assert ens.class_names == FER7           # FER2013's order, whichever member comes first
+    assert ens.input_size == 48 and ens.to_keras().input_shape == (None, 48, 48, 1)
+    assert ens.to_keras().output_shape == (None, 7)
+    rng = np.random.default_rng(3)
+    for side in (48, 64):
+        x = rng.integers(0, 256, (6, side, side), dtype=np.uint8)
+        fused, looped = ens.predict_proba(x), ens.predict_proba(x, fused=False)
+        assert fused.shape == (6, 7)
+        np.testing.assert_allclose(fused, looped, atol=1e-5)
+    # the 64-px member sees 48-px faces resized once, 48 -> 64, with its mirror image (flip TTA)
+    x = rng.integers(0, 256, (6, 48, 48), dtype=np.uint8)
+    model = keras.models.load_model(K2 / "func64.h5", compile=False)
+    big_input = np.asarray(keras.ops.image.resize(x[..., None].astype(np.float32), (64, 64))) / 255
+    by_hand = (model.predict(big_input, verbose=0) + model.predict(big_input[:, :, ::-1], verbose=0)) / 2
+    names = [m.name for m in ens.members]
+    np.testing.assert_allclose(ens.member_probabilities(x)[names.index(big)], by_hand, atol=1e-6)
+    # one member whose Keras 3 call returns a one-element list: (N, 7), never (1, N, 7)
+    alone = Ensemble([load_member(run, "legacy", json.loads((run / "legacy.json").read_text()))])
+    assert alone.predict_proba(x).shape == (6, 7)
+    np.testing.assert_allclose(alone.predict_proba(x), alone.predict_proba(x, fused=False), atol=1e-5)
+    path = tmp_path / "fused.keras"
+    ens.to_keras().save(path)
+    again = keras.models.load_model(path, compile=False, safe_mode=True)
+    np.testing.assert_allclose(again.predict(Ensemble.as_batch(x), verbose=0), ens.predict_proba(x), atol=1e-6)
+
+
+def test_the_native_size_is_the_datas_never_one_members():
+    from fer_ensemble.ensemble import Member
+
+    def member(name, **side):
+        return Member(name, Path(f"{name}.keras"), {"class_names": FER7, **side})
+
+    trained64 = member("t", input_shape=[64, 64, 1])
+    imported = member("i", builder="imported", input_shape=[96, 96, 1], data_input_size=64)
+    assert Ensemble([imported, trained64]).input_size == 64          # the data's size, not the first member's 96
+    assert Ensemble([member("x", builder="imported", input_shape=[64, 64, 1])]).input_size == 48   # unknown: 48
+    assert Ensemble([trained64, member("u", input_shape=[48, 48, 1])]).input_size == 48             # disagree: 48
+    assert Ensemble([trained64], input_size=40).input_size == 40
+    assert Ensemble([trained64], manifest={"input_size": 56}).input_size == 56
