@@ -15,6 +15,9 @@ $(BIN)/fer-ensemble: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[$(strip $(TF)),test]"
+	# tf-keras of the installed TensorFlow's version, for the test that writes Keras-2 model files
+	$(BIN)/python -m pip install -q --no-deps "tf-keras~=$$($(BIN)/python -c 'import tensorflow as t; print(t.__version__.rsplit(".", 1)[0])').0" \
+		|| echo "no tf-keras for this TensorFlow: the test that writes Keras-2 files will skip"
 	touch $@
 
 install: $(BIN)/fer-ensemble

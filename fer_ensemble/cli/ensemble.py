@@ -1,9 +1,11 @@
 """CLI, ensemble stage: `search` (rank subsets of a run's caches, optionally compare ways of
 choosing out of fold), `tta` (test-time augmentation of the caches), `import` (a model trained
-elsewhere as a member) and `budget` (the members a training budget buys, as a sub-run)."""
+elsewhere as a member), `export` (the fused ensemble as .keras, ONNX or SavedModel) and `budget`
+(the members a training budget buys, as a sub-run)."""
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -79,13 +81,17 @@ def _search_cv(args: argparse.Namespace, methods: tuple[str, ...], result) -> No
 
 
 def register_import(sub, add_data_args) -> None:
-    p = sub.add_parser("import", help="write a sidecar so a model trained elsewhere can join an ensemble")
-    p.add_argument("model", help="a Keras 3 loadable .h5 or .keras file")
+    p = sub.add_parser("import", help="make a model trained elsewhere a member of a run (saved as Keras 3 .keras)")
+    p.add_argument("model", help="a .keras, .h5 or .hdf5 full model, or a Keras-2 architecture .json (with --weights)")
+    p.add_argument("--weights", help="the weights of an architecture .json (Keras-2 save_weights .h5)")
     p.add_argument("--labels", required=True, help="comma-separated class names in the model's output order")
     p.add_argument("--scale", type=float, default=1 / 255, help="input = pixels * scale + offset")
     p.add_argument("--offset", type=float, default=0.0)
-    p.add_argument("--input-size", type=int, default=48)
-    p.add_argument("--into", help="directory to copy the model into (default: beside the model)")
+    p.add_argument("--input-size", type=int, default=None,
+                   help="side of the images the model takes (default: the model's own input size)")
+    p.add_argument("--classes", choices=("fer7", "fer6"), default=None,
+                   help="fer6: join a 6-class run (the 7-class model's disgust probability is added to angry)")
+    p.add_argument("--into", help="the run directory to add the member to (default: beside the model)")
     p.add_argument("--name", help="member name (default: file stem)")
     p.add_argument("--data", help="also cache its validation/test predictions on this data (for search)")
     p.add_argument("--logits", action="store_true",
@@ -98,8 +104,33 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     path = import_model(args.model, labels=[s.strip() for s in args.labels.split(",")], scale=args.scale,
                         offset=args.offset, input_size=args.input_size, into=args.into, name=args.name,
-                        data=args.data, logits=args.logits)
-    print(f"wrote {path}")
+                        data=args.data, logits=args.logits, weights=args.weights, classes=args.classes)
+    side = json.loads(path.read_text())
+    print(f"wrote {path.parent / side['model_file']} and {path}"
+          + ("" if args.data else f" (no prediction cache: `search` leaves it out until it is imported again "
+                                  "with --data DATA)"))
+    return 0
+
+
+def register_export(sub, add_data_args) -> None:
+    p = sub.add_parser("export", help="write a run's fused ensemble as one .keras, ONNX or SavedModel file")
+    p.add_argument("run")
+    p.add_argument("--format", choices=("keras", "onnx", "saved_model"), default="keras",
+                   help="onnx needs the extra: pip install 'fer_ensemble[onnx]' (runs in onnxruntime)")
+    p.add_argument("--out", help="file (folder for saved_model) to write (default: RUN/export/fer_ensemble.*)")
+    p.add_argument("--input-size", type=int, default=None,
+                   help="side of the images the export takes (default: the ensemble's native size)")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from ..ensemble.export import export_ensemble
+
+    info = export_ensemble(args.run, args.format, out=args.out, input_size=args.input_size)
+    check = (f"checked with {info['checked_with']}: max difference {info['max_abs_diff']:.2g} from the Keras fused "
+             "model" if info["checked_with"] else "not checked (onnxruntime is not installed)")
+    print(f"wrote {info['path']}: {info['method']} of {len(info['members'])} members, input (N, {info['input_size']}, "
+          f"{info['input_size']}, 1) pixels 0-255 -> (N, {len(info['classes'])}) {','.join(info['classes'])}; {check}")
     return 0
 
 
