@@ -4,8 +4,10 @@ The file is created with O_CREAT | O_EXCL (atomic on local file systems) and hol
 PID, host, process start time and command. A second process finds it and stops at once with a
 message naming the directory and the holder's PID. A lock whose process is gone (killed, crashed)
 is stale: it is detected by `os.kill(pid, 0)` plus the start time in /proc (a recycled PID does
-not keep a dead run's lock) and taken over. The lock is re-entrant within a process, and the
-child processes of `train-all --jobs` share their parent's through an environment variable.
+not keep a dead run's lock) and taken over. The lock is re-entrant within a process, and child
+processes that the holder starts with `child_env` share it through an environment variable.
+(`train-all --jobs/--ray` needs no sharing: its Ray tasks write in scratch folders and the driver,
+the holder, writes the run directory.)
 """
 from __future__ import annotations
 
@@ -66,7 +68,7 @@ def _read(path: Path) -> dict | None:
 
 
 def _inherited(path: Path) -> bool:
-    """True in a child of the holder (train-all --jobs), which works under its parent's lock."""
+    """True in a child of the holder (started with `child_env`), which works under its parent's lock."""
     value = os.environ.get(LOCK_ENV, "")
     where, _, pid = value.rpartition(":")
     holder = _read(path)

@@ -1,5 +1,5 @@
-"""CLI, training stage: `train NAME` (one zoo entry) and `train-all` (every entry, resumable,
-optionally several processes at once)."""
+"""CLI, training stage: `train NAME` (one zoo entry) and `train-all` (every entry, resumable; several
+at once as Ray tasks with --jobs N or --ray ADDRESS)."""
 from __future__ import annotations
 
 import argparse
@@ -34,13 +34,15 @@ def register(sub, add_data_args) -> None:
     p = sub.add_parser("train-all", help="train every model of a zoo file (resumable)")
     _train_args(p, add_data_args)
     p.add_argument("--jobs", type=int, default=1,
-                   help="train this many members at once, one process each (small models share a GPU)")
+                   help="train this many members at once, on a local Ray instance with this many slots "
+                        "(the machine's GPUs shared among them); needs pip install 'fer_ensemble[ray]'")
     g = p.add_argument_group("Ray (pip install 'fer_ensemble[ray]'; docs/ray.md)")
     g.add_argument("--ray", metavar="ADDRESS", help="train each member as a Ray task: local (a Ray instance on "
                    "this machine), auto (the cluster this machine joined with `ray start`) or ray://HEAD:10001")
     g.add_argument("--cpus-per-member", type=float, default=1.0, metavar="N", help="CPUs each member's task asks for")
-    g.add_argument("--gpus-per-member", type=float, default=0.0, metavar="F",
-                   help="GPUs each member's task asks for; a fraction shares a GPU (0.25: four members on one)")
+    g.add_argument("--gpus-per-member", type=float, default=None, metavar="F",
+                   help="GPUs each member's task asks for; a fraction shares a GPU (0.25: four members on one). "
+                        "Default: none under --ray, the GPUs shared among the slots under --jobs")
     g.add_argument("--retries", type=int, default=3, metavar="N",
                    help="start a member whose worker or node died again, from its last epoch, up to N times")
     p.set_defaults(func=cmd_train_all, name=None)
@@ -60,7 +62,7 @@ def cmd_train_all(args: argparse.Namespace) -> int:
     zoo_specs(zoo, [args.name] if args.name else None)   # every name checked before anything is written
     # The lock first: a second process on this run stops before it loads any data.
     with lock_run(run, f"train {args.name}" if args.name else "train-all", create=True):
-        data = load_for_zoo(args, zoo)  # also with --jobs: a bad data file fails here once, not in N processes
+        data = load_for_zoo(args, zoo)
         data.check_splits()
         print(f"training zoo {zoo.name} ({len(zoo.models)} models) on {data.source} -> {run}", flush=True)
         t = time.perf_counter()
@@ -73,38 +75,30 @@ def cmd_train_all(args: argparse.Namespace) -> int:
 def _ray_options(args: argparse.Namespace):
     """train-all's RayOptions, or None when it does not run on Ray."""
     from ..errors import ModelError
-    from ..training.ray_executor import RayOptions
+    from ..training.ray_executor import RayOptions, require_ray
 
-    if not getattr(args, "ray", None):
+    jobs = getattr(args, "jobs", 1)
+    if not getattr(args, "ray", None) and jobs <= 1:
         return None
-    if args.jobs > 1:
+    require_ray()
+    if args.ray and jobs > 1:
         raise ModelError("--jobs and --ray both say how many members train at once: under --ray, Ray runs as "
                          "many as its CPUs and GPUs hold (--cpus-per-member, --gpus-per-member)")
-    return RayOptions(address=args.ray, cpus_per_member=args.cpus_per_member,
-                      gpus_per_member=args.gpus_per_member, retries=args.retries)
+    if args.ray:
+        return RayOptions(address=args.ray, cpus_per_member=args.cpus_per_member,
+                          gpus_per_member=args.gpus_per_member or 0.0, retries=args.retries)
+    # --jobs N: a local Ray instance with N slots (N CPUs of one each), its GPUs shared among them
+    return RayOptions(address="local", num_cpus=jobs, gpus_per_member=args.gpus_per_member, retries=args.retries)
 
 
 def _train(args: argparse.Namespace, zoo, data, run: Path, ray_options=None):
-    from ..training import train_all, train_all_ray, train_parallel
+    from ..training import train_all, train_all_ray
 
     overrides = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size), ("seed", args.seed))
                  if v is not None}
     if ray_options is not None:
         return train_all_ray(zoo, data, run, options=ray_options, overrides=overrides, force=args.force,
                              tensorboard=args.tensorboard, jit_compile=args.xla, time_limit=args.time_limit)
-    if getattr(args, "jobs", 1) > 1:
-        return train_parallel(zoo, run, child_args(args, run), jobs=args.jobs)
     return train_all(zoo, data, run, only=[args.name] if args.name else None, overrides=overrides,
                      force=args.force, tensorboard=args.tensorboard, jit_compile=args.xla,
                      time_limit=args.time_limit)
-
-
-def child_args(args: argparse.Namespace, run: Path) -> list[str]:
-    """The `fer-ensemble train NAME` options that reproduce this train-all's settings."""
-    out = ["--zoo", str(args.zoo), "--run", str(run), "--data", str(args.data), "--data-seed", str(args.data_seed)]
-    for flag, value in (("--classes", args.classes), ("--epochs", args.epochs), ("--batch-size", args.batch_size),
-                        ("--seed", args.seed), ("--time-limit", args.time_limit), ("--ferplus", args.ferplus)):
-        if value is not None:
-            out += [flag, str(value)]
-    return out + [flag for flag, on in (("--force", args.force), ("--xla", args.xla),
-                                        ("--tensorboard", args.tensorboard)) if on]

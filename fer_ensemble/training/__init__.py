@@ -2,8 +2,8 @@
 run directory."""
 from ..metrics import classification_metrics
 from .ray_executor import RayOptions, train_all_ray
-from .runner import ZooRun, train_all, train_parallel
+from .runner import ZooRun, train_all
 from .trainer import ARTIFACTS, TrainResult, artifact_paths, train_model
 
-__all__ = ["train_model", "train_all", "train_parallel", "train_all_ray", "RayOptions", "TrainResult", "ZooRun",
+__all__ = ["train_model", "train_all", "train_all_ray", "RayOptions", "TrainResult", "ZooRun",
            "artifact_paths", "ARTIFACTS", "classification_metrics"]

@@ -35,7 +35,7 @@ import tempfile
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -44,10 +44,10 @@ from ..data import FerData
 from ..errors import FerEnsembleError, TrainingError, WriteError
 from ..models import ModelSpec, Zoo
 from ..rundir import WORK_DIR, artifact_paths, lock_run, work_dir, write_sidecar
-from .runner import ZooRun, _sources_first, zoo_specs
+from .runner import ZooRun, sources_first, zoo_specs
 from .trainer import TrainResult, reuse_finished
 
-__all__ = ["RayOptions", "train_all_ray", "RAY_EXTRA"]
+__all__ = ["RayOptions", "train_all_ray", "require_ray", "RAY_EXTRA"]
 
 RAY_EXTRA = "pip install 'fer_ensemble[ray]'"
 
@@ -59,14 +59,16 @@ class RayOptions:
     address: "local" (start a Ray instance on this machine for the run), "auto" (join the cluster
     this machine belongs to: `ray start`), or a cluster address ("ray://head:10001", "head:6379").
     cpus_per_member / gpus_per_member: what each member's task asks Ray for (0.25 GPU puts four
-    members on a card). retries: how often a member whose worker or node died is started again.
+    members on a card); gpus_per_member=None shares the GPUs Ray finds among the members that
+    run at once (num_cpus / cpus_per_member of them: 1/N of the only GPU each for `--jobs N`).
+    retries: how often a member whose worker or node died is started again.
     num_cpus / num_gpus: the CPUs and GPUs of a "local" instance (None: what Ray detects);
-    `train-all --jobs N` gives N CPUs, so N members train at once.
+    `train-all --jobs N` is `local` with N CPUs, so N members train at once.
     """
 
     address: str = "local"
     cpus_per_member: float = 1.0
-    gpus_per_member: float = 0.0
+    gpus_per_member: float | None = 0.0
     retries: int = 3
     num_cpus: int | None = None
     num_gpus: float | None = None
@@ -77,7 +79,10 @@ class RayOptions:
         if not self.cpus_per_member > 0:
             raise TrainingError(f"--cpus-per-member must be above 0, got {self.cpus_per_member:g}")
         g = self.gpus_per_member
-        if g < 0 or (g > 1 and g != int(g)):
+        if g is None and (self.address != "local" or self.num_cpus is None):
+            raise TrainingError("sharing the GPUs among the members (gpus_per_member=None) needs a local Ray "
+                                "instance with a set number of CPUs (train-all --jobs N)")
+        if g is not None and (g < 0 or (g > 1 and g != int(g))):
             raise TrainingError(f"--gpus-per-member must be a fraction of one GPU (0 to 1) or a whole number "
                                 f"of GPUs, got {g:g}")
         if self.retries < 0:
@@ -87,12 +92,20 @@ class RayOptions:
                                 "start (ray start --num-cpus/--num-gpus), not by train-all")
 
 
+def require_ray() -> None:
+    """TrainingError saying how to install Ray where it is missing (cheap: nothing is imported)."""
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise TrainingError(f"train-all --jobs and --ray train the members as Ray tasks, and the ray package is "
+                            f"not installed: {RAY_EXTRA}")
+
+
 def _ray():
     """The ray module, or a TrainingError saying how to install it."""
-    try:
-        import ray
-    except ImportError:
-        raise TrainingError(f"training on Ray needs the ray package: {RAY_EXTRA}") from None
+    require_ray()
+    import ray
+
     return ray
 
 
@@ -116,6 +129,7 @@ def train_all_ray(zoo: Zoo, data: FerData, run_dir: str | os.PathLike, *, option
         try:
             if progress and url:
                 print(f"Ray dashboard: {url}", flush=True)
+            options = _share_gpus(ray, options)
             _check_resources(ray, options, started)
             return _Driver(ray, zoo, specs, data, run_dir, options, force, progress, train_kwargs).run()
         finally:
@@ -138,6 +152,17 @@ def _connect(ray, options: RayOptions) -> tuple[bool, str | None]:
                             "`ray start --head`, or use --ray local") from None
     url = getattr(context, "dashboard_url", None)
     return True, (url if not url or "://" in url else f"http://{url}")
+
+
+def _share_gpus(ray, options: RayOptions) -> RayOptions:
+    """`options` with gpus_per_member set: for None, the GPUs Ray found on this machine shared
+    among the members that run at once (at most one GPU each), or 0 without GPUs."""
+    if options.gpus_per_member is not None:
+        return options
+    gpus = ray.cluster_resources().get("GPU", 0)
+    slots = max(1, int(options.num_cpus / options.cpus_per_member))
+    share = min(1.0, int(1000 * gpus / slots) / 1000) if gpus else 0.0
+    return replace(options, gpus_per_member=share)
 
 
 def _check_resources(ray, options: RayOptions, local: bool) -> None:
@@ -183,7 +208,7 @@ class _Driver:
     def run(self) -> ZooRun:
         fingerprint = self.data.fingerprint()
         pending = []
-        for spec in _sources_first(self.specs):
+        for spec in sources_first(self.specs):
             if self.force:
                 shutil.rmtree(work_dir(self.run_dir, spec.name), ignore_errors=True)
             try:

@@ -1,5 +1,6 @@
-"""Train a whole zoo into one run directory: skip finished models, isolate failures, summarise.
-The run directory is locked for the whole zoo (one writer at a time)."""
+"""Train a whole zoo into one run directory, one member after another: skip finished models,
+isolate failures, summarise. The run directory is locked for the whole zoo (one writer at a time).
+Several members at once (train-all --jobs, --ray) run on Ray: `ray_executor`."""
 from __future__ import annotations
 
 import os
@@ -11,9 +12,8 @@ from pathlib import Path
 from ..data import FerData
 from ..errors import FerEnsembleError, ModelError, WriteError
 from ..models import Zoo
-from ..rundir import artifact_paths, check_name, lock_run, read_sidecar
-from ..runlock import child_env
-from .trainer import TrainResult, finished_schedule, train_model
+from ..rundir import check_name, lock_run
+from .trainer import TrainResult, train_model
 
 
 @dataclass
@@ -88,86 +88,7 @@ def _train_specs(zoo: Zoo, specs: list, data: FerData, run_dir: Path, overrides:
     return ZooRun(results, failures)
 
 
-def train_parallel(zoo: Zoo, run_dir: str | os.PathLike, child_args: list[str], *, jobs: int,
-                   only: list[str] | None = None, progress: bool = True) -> ZooRun:
-    """Train the members of `zoo` in `jobs` processes at once (`fer-ensemble train NAME` each,
-    with `child_args` after the name), so small models share one GPU instead of leaving most of
-    it idle. A member with `init_from` starts when its source has finished. Each member logs to
-    RUN/logs/NAME.log; results are read back from the sidecars, failures are isolated.
-
-    GPU memory: each process may take only its share (JAX and TensorFlow would otherwise claim
-    most of the card in the first process); an exported setting wins.
-    """
-    run_dir = Path(run_dir)
-    specs = zoo_specs(zoo, only)
-    with lock_run(run_dir, f"train-all --jobs {jobs}", create=True) as lock:
-        failures = _run_processes(zoo, specs, run_dir, child_args, jobs, progress, child_env(lock))
-    results = []
-    for spec in specs:
-        paths = artifact_paths(run_dir, spec.name)
-        sidecar = read_sidecar(paths["json"]) if paths["json"].exists() else None
-        if spec.name in failures:
-            continue
-        if sidecar is not None and finished_schedule(sidecar, paths["history.csv"]) is not None:
-            results.append(TrainResult(spec.name, sidecar))
-        else:
-            failures[spec.name] = "finished without a sidecar that says it finished its schedule"
-    return ZooRun(results, failures)
-
-
-def _run_processes(zoo: Zoo, specs: list, run_dir: Path, child_args: list[str], jobs: int, progress: bool,
-                   lock_env: dict[str, str]) -> dict[str, str]:
-    """Run `fer-ensemble train NAME` for every spec, `jobs` at a time, under the parent's lock
-    (`lock_env`); returns the failures by name."""
-    import subprocess
-    import threading
-    import time
-    from concurrent.futures import ThreadPoolExecutor
-
-    import subprocess
-    import threading
-    import time
-    from concurrent.futures import ThreadPoolExecutor
-
-    logs = run_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **lock_env}
-    env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-    env.setdefault("XLA_PYTHON_CLIENT_MEM_FRACTION", f"{min(0.75, 0.9 / jobs):.3f}")
-    env.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
-    done = {s.name: threading.Event() for s in specs}
-    failures: dict[str, str] = {}
-    lock = threading.Lock()
-    t0 = time.perf_counter()
-
-    def one(spec) -> None:
-        try:
-            if spec.init_from in done:
-                done[spec.init_from].wait()
-                if spec.init_from in failures:
-                    failures[spec.name] = f"its init_from {spec.init_from!r} failed"
-                    return
-            cmd = [sys.executable, "-m", "fer_ensemble", "train", spec.name, *child_args]
-            with open(logs / f"{spec.name}.log", "a") as log:
-                rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env).returncode
-            if rc != 0:
-                failures[spec.name] = f"exit status {rc}; see {logs / (spec.name + '.log')}"
-            if progress:
-                with lock:
-                    status = "failed" if spec.name in failures else "done"
-                    print(f"[zoo {zoo.name}] {spec.name} {status} at {time.perf_counter() - t0:.0f}s", flush=True)
-        finally:
-            done[spec.name].set()
-
-    # Sources are submitted before the members that start from them, so a waiting member never
-    # holds a slot its source still needs to start.
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for f in [pool.submit(one, s) for s in _sources_first(specs)]:
-            f.result()
-    return failures
-
-
-def _sources_first(specs: list) -> list:
+def sources_first(specs: list) -> list:
     """Specs ordered so that every init_from source comes before the members that use it."""
     names = {s.name for s in specs}
     ordered, placed = [], set()

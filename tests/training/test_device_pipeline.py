@@ -12,7 +12,7 @@ import pytest
 
 from fer_ensemble.models import ModelSpec, load_zoo
 from fer_ensemble.training import artifact_paths, train_model
-from fer_ensemble.training.runner import _sources_first
+from fer_ensemble.training.runner import sources_first
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_ARGS = {"filters": (4, 8, 8, 8), "dropout": 0.0, "dense_units": (16,), "dense_dropout": 0.0, "first_l2": 0.0}
@@ -62,11 +62,14 @@ def test_unknown_pipeline_is_refused(tmp_path, tiny_data):
 def test_sources_come_before_the_members_that_start_from_them():
     zoo = [ModelSpec(name="c_ft", builder="lenet", init_from="b"), ModelSpec(name="b", builder="lenet", init_from="a"),
            ModelSpec(name="a", builder="lenet"), ModelSpec(name="solo", builder="lenet")]
-    order = [s.name for s in _sources_first(zoo)]
+    order = [s.name for s in sources_first(zoo)]
     assert order.index("a") < order.index("b") < order.index("c_ft") and sorted(order) == ["a", "b", "c_ft", "solo"]
 
 
-def test_train_all_jobs_runs_members_in_parallel_processes(tmp_path):
+def test_train_all_jobs_runs_members_on_a_local_ray_instance(tmp_path):
+    """--jobs N is a local Ray run with N slots: init_from waits for its source, each member logs its
+    epochs to RUN/logs/NAME.log, and its sidecar says it ran on Ray."""
+    pytest.importorskip("ray")
     zoo = tmp_path / "z.toml"
     zoo.write_text("""
 [zoo]
@@ -99,7 +102,8 @@ seed = 5
     for name in ("src", "src_ft", "other"):
         assert (run / "logs" / f"{name}.log").exists()
         side = json.loads(artifact_paths(run, name)["json"].read_text())
-        assert side["stopped_by_time_limit"] is False
+        assert side["stopped_by_time_limit"] is False and side["executor"] == "ray"
+        assert side["ray"]["cpus"] == 1 and side["ray"]["gpu_fraction"] == 0   # no GPU here to share
     assert json.loads((run / "src_ft.json").read_text())["initialized_from"]["name"] == "src"
     assert "src_ft" in out.stdout and "FAILED" not in out.stdout
 

@@ -18,9 +18,7 @@ import pytest
 from fer_ensemble.errors import TrainingError
 from fer_ensemble.models import load_zoo
 from fer_ensemble.training import RayOptions, train_all, train_all_ray
-from fer_ensemble.training.ray_executor import pack_dir, unpack_dir
-
-ray = pytest.importorskip("ray")
+from fer_ensemble.training.ray_executor import _share_gpus, pack_dir, share_gpu, unpack_dir
 
 # a_vgg trains long enough to be killed after its second epoch; a_ft starts from its weights.
 ZOO = """
@@ -58,6 +56,7 @@ MEMBERS = ("a_vgg", "b_sep", "a_ft")
 
 @pytest.fixture(scope="module")
 def ray_local():
+    ray = pytest.importorskip("ray")
     ray.init(num_cpus=2, include_dashboard=False)
     yield ray
     ray.shutdown()
@@ -183,6 +182,42 @@ def test_a_member_that_fails_in_its_task_is_reported_and_its_dependants_skipped(
 def test_ray_options_are_checked(kwargs, message):
     with pytest.raises(TrainingError, match=message):
         RayOptions(**kwargs)
+
+
+@pytest.mark.parametrize("gpus, jobs, share", [(1, 4, 0.25), (2, 3, 0.666), (4, 2, 1.0), (0, 2, 0.0)])
+def test_jobs_share_the_gpus_ray_finds_among_the_slots(gpus, jobs, share):
+    class FakeRay:
+        @staticmethod
+        def cluster_resources():
+            return {"CPU": 16.0, **({"GPU": float(gpus)} if gpus else {})}
+
+    options = _share_gpus(FakeRay, RayOptions(num_cpus=jobs, gpus_per_member=None))
+    assert options.gpus_per_member == share
+    assert _share_gpus(FakeRay, RayOptions(gpus_per_member=0.5)).gpus_per_member == 0.5   # given: kept
+
+
+def test_a_task_with_a_gpu_fraction_lets_the_framework_grow_into_its_share(monkeypatch):
+    for var in ("TF_FORCE_GPU_ALLOW_GROWTH", "XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_PYTHON_CLIENT_MEM_FRACTION"):
+        monkeypatch.delenv(var, raising=False)
+    share_gpu(0.0)
+    assert "TF_FORCE_GPU_ALLOW_GROWTH" not in os.environ
+    share_gpu(0.25)
+    assert os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] == "true" and os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
+    assert float(os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"]) == pytest.approx(0.95 * 0.25, abs=1e-3)
+
+
+def test_without_ray_jobs_and_ray_say_how_to_install_it(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    from fer_ensemble.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real(name, *a))
+    run = tmp_path / "run"
+    for how in (["--jobs", "2"], ["--ray", "auto"]):
+        assert main(["train-all", "--zoo", "models_zoo/quick.toml", "--run", str(run), *how]) == 2
+        assert "the ray package is not installed: pip install 'fer_ensemble[ray]'" in capsys.readouterr().err
+    assert not run.exists()
 
 
 def test_jobs_and_ray_together_are_refused_before_anything_is_written(tmp_path, capsys):
