@@ -203,6 +203,7 @@ class _Driver:
         self.running: dict = {}          # ObjectRefGenerator -> _Member
         self.sources: dict = {}          # init_from source name -> ObjectRef of its files
         self.data_ref = None
+        self.task = None                 # the Ray remote function, made on the first submission
         self.t0 = time.perf_counter()
 
     def run(self) -> ZooRun:
@@ -277,9 +278,13 @@ class _Driver:
         if self.data_ref is None:
             self.data_ref = self.ray.put(self.data)   # once: every task reads this copy
         o = self.options
-        task = self.ray.remote(_member_task).options(
-            name=f"train {spec.name}", num_cpus=o.cpus_per_member, num_gpus=o.gpus_per_member, max_retries=0)
-        gen = task.remote(spec, self.data_ref, snapshot, source, self.train_kwargs, o.gpus_per_member)
+        if self.task is None:
+            # A GPU task gets a fresh worker each time (max_calls=1), so a finished member's GPU memory
+            # is given back; Ray decides that from the options given here, not from .options().
+            gpu = {"num_gpus": o.gpus_per_member, "max_calls": 1} if o.gpus_per_member else {}
+            self.task = self.ray.remote(num_cpus=o.cpus_per_member, max_retries=0, **gpu)(_member_task)
+        gen = self.task.options(name=f"train {spec.name}").remote(spec, self.data_ref, snapshot, source,
+                                                                   self.train_kwargs, o.gpus_per_member)
         self.running[gen] = _Member(spec, attempt, snapshot)
 
     def _step(self, gen) -> None:
@@ -433,8 +438,10 @@ def share_gpu(fraction: float) -> None:
     """Let members that share a GPU take what they use: TensorFlow's memory growth, and for JAX
     no preallocation and `fraction` of the memory at most. Ray has set CUDA_VISIBLE_DEVICES to
     the task's GPU; this must run before the framework first touches it (a fresh worker: Ray
-    starts one per GPU task)."""
+    starts one per GPU task). A task that asked for no GPU is kept off them: Ray leaves such a
+    task the node's CUDA_VISIBLE_DEVICES, and TensorFlow would take a GPU nobody reserved."""
     if not fraction:
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
         return
     os.environ.setdefault("TF_FORCE_GPU_ALLOW_GROWTH", "true")
     os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")

@@ -197,10 +197,12 @@ def test_jobs_share_the_gpus_ray_finds_among_the_slots(gpus, jobs, share):
 
 
 def test_a_task_with_a_gpu_fraction_lets_the_framework_grow_into_its_share(monkeypatch):
-    for var in ("TF_FORCE_GPU_ALLOW_GROWTH", "XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_PYTHON_CLIENT_MEM_FRACTION"):
+    for var in ("TF_FORCE_GPU_ALLOW_GROWTH", "XLA_PYTHON_CLIENT_PREALLOCATE", "XLA_PYTHON_CLIENT_MEM_FRACTION",
+                "CUDA_VISIBLE_DEVICES"):
         monkeypatch.delenv(var, raising=False)
-    share_gpu(0.0)
-    assert "TF_FORCE_GPU_ALLOW_GROWTH" not in os.environ
+    share_gpu(0.0)   # asked for no GPU: sees none
+    assert "TF_FORCE_GPU_ALLOW_GROWTH" not in os.environ and os.environ["CUDA_VISIBLE_DEVICES"] == ""
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     share_gpu(0.25)
     assert os.environ["TF_FORCE_GPU_ALLOW_GROWTH"] == "true" and os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] == "false"
     assert float(os.environ["XLA_PYTHON_CLIENT_MEM_FRACTION"]) == pytest.approx(0.95 * 0.25, abs=1e-3)
