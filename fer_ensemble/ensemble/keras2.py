@@ -78,7 +78,8 @@ class _Converter:
     # ------------------------------------------------------------------ models
     def model(self, doc: dict, name: str = "model") -> dict:
         if not isinstance(doc, dict) or "class_name" not in doc:
-            raise self.fail(name, "class_name", "not a Keras model config (expected {'class_name': ..., 'config': ...})")
+            raise self.fail(name, "class_name", "not a Keras model config (expected {'class_name': ..., "
+                                                "'config': ...})")
         cls = doc["class_name"]
         if cls == "Sequential":
             return self.sequential(doc.get("config"), name)
@@ -138,7 +139,7 @@ class _Converter:
             return self.model({"class_name": cls_name, "config": spec.get("config")}, name)
         module, registered = spec.get("module"), spec.get("registered_name")
         cls = _layer_class(cls_name)
-        if cls is None or (module and not str(module).startswith("keras")) or (registered and registered != cls_name):
+        if cls is None or (module and str(module).split(".")[0] != "keras") or (registered and registered != cls_name):
             raise self.fail(name, "class_name", f"{registered or cls_name!r} is not a built-in Keras layer; custom "
                                                 "objects are not imported (no code from the model is run)")
         accepted = _accepted(cls)

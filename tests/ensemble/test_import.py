@@ -49,7 +49,7 @@ def test_logits_are_refused_unless_asked_then_a_softmax_is_added(models, tmp_pat
         import_model(models["probs"], LABELS, into=tmp_path / "run", logits=True)
     src = tmp_path / "logits.keras"          # a member is NAME.keras: a .keras original would be replaced
     original.save(src)
-    with pytest.raises(EnsembleError, match=f"{src}: the member is a new file .*so that it does not overwrite the original"):
+    with pytest.raises(EnsembleError, match=f"{src}: the member is a new file .*so that it does not overwrite the"):
         import_model(src, LABELS, logits=True)
     beside = tmp_path / "h5" / "logits.h5"     # an .h5 original stays: the member is logits.keras beside it
     beside.parent.mkdir()
