@@ -173,3 +173,18 @@ def test_search_names_a_member_imported_without_data_and_the_command_that_caches
     assert main(["search", str(run)]) == 0
     assert "not searched" not in capsys.readouterr().out
     assert json.loads((run / "ensemble.json").read_text())["candidates"] == 2
+
+
+def test_a_3_channel_model_gets_the_grey_face_three_times(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(1)
+    rgb = keras.Sequential([keras.Input((48, 48, 3)), keras.layers.Conv2D(2, 3), keras.layers.GlobalAveragePooling2D(),
+                            keras.layers.Dense(7, activation="softmax")])
+    rgb.save(tmp_path / "rgb.keras")
+    side = json.loads(import_model(tmp_path / "rgb.keras", LABELS, into=tmp_path / "run").read_text())
+    assert side["grey_to_rgb"] is True and side["input_shape"] == [48, 48, 1]
+    member = keras.models.load_model(tmp_path / "run" / "rgb.keras", compile=False, safe_mode=True)
+    grey = np.random.default_rng(2).random((3, 48, 48, 1)).astype(np.float32)
+    np.testing.assert_allclose(member.predict(grey, verbose=0), rgb.predict(np.repeat(grey, 3, axis=-1), verbose=0),
+                               atol=1e-6)
