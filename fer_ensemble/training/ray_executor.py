@@ -4,18 +4,18 @@ The driver (the `train-all --ray` process) holds the run directory's lock and is
 It puts the data set into Ray's object store once and submits one task per member, a member with
 `init_from` only once its source has finished; the source's weights and sidecar travel to that
 task through the object store, so the nodes share no file system. A task trains with the ordinary
-`train_model`, in a scratch folder on its node. After every epoch it sends the member's
-in-progress state back (what `train_model` keeps in RUN/.work/NAME: the BackupAndRestore backup,
-best checkpoint, history and random state), which the driver keeps in RUN/.work/NAME; at the end
-it sends the artifacts, which the driver writes atomically, sidecar last, adding where the
-member trained (`"executor": "ray"` and a `"ray"` record: node, CPUs, GPU fraction, attempts,
-wall time).
+`train_model`, in a scratch folder on its node. After every epoch it posts the member's
+in-progress state (what `train_model` keeps in RUN/.work/NAME: the BackupAndRestore backup, best
+checkpoint, history and random state) to a mailbox actor, from which the driver takes it into
+RUN/.work/NAME about once a second; at the end the task returns the artifacts, which the driver
+writes atomically, sidecar last, adding where the member trained (`"executor": "ray"` and a
+`"ray"` record: node, CPUs, GPU fraction, attempts, wall time).
 
-A member whose worker or node dies (SIGKILL, the OOM killer, a lost node) is submitted again
-with the last state the driver received, so it resumes from its last finished epoch; the run
-directory's .work/ holds the same state, so a killed driver resumes like any `train-all`. Ray's
-own task retries stay off: a retried streaming task replays from its start, and a member that
-resumes sends fewer epochs than the attempt it replaces.
+A member whose worker or node dies (SIGKILL, the OOM killer, a lost node) is submitted again by
+the driver with the last state it received, so it resumes from its last finished epoch; since
+RUN/.work/ holds the same state, a killed driver resumes like any `train-all`. (Ray's own retry
+would rerun the task with its first arguments, from the start.) Plain tasks and an actor, not
+streaming tasks, so that Ray Client (ray:// addresses) can drive them too.
 
 A member asks Ray for `cpus_per_member` CPUs and `gpus_per_member` GPUs; a fraction below 1 puts
 several members on one GPU, and the task turns on TensorFlow's memory growth (JAX: no
@@ -26,18 +26,15 @@ from __future__ import annotations
 
 import io
 import os
-import queue
 import shutil
 import socket
 import sys
 import tarfile
 import tempfile
-import threading
 import time
 import traceback
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
 
 from .._io import TEMP_NAME, atomic_dir, write_bytes, write_text
 from ..data import FerData
@@ -182,17 +179,37 @@ def _check_resources(ray, options: RayOptions, local: bool) -> None:
 
 @dataclass
 class _Member:
-    """A member being trained: its task's stream and the last state the driver received."""
+    """A member being trained: its attempt and the last state the driver received."""
 
     spec: ModelSpec
     attempt: int
     snapshot: bytes | None
     epoch: int = 0
-    started: float = field(default_factory=time.perf_counter)
+
+
+class _Mailbox:
+    """A Ray actor that carries the tasks' epoch states and log lines to the driver, which takes
+    them about once a second. (A streaming task would be the direct way, but Ray Client, for
+    ray:// addresses, has no streaming tasks.)"""
+
+    def __init__(self) -> None:
+        self.states: dict = {}   # member -> (attempt, epoch, packed state): the latest only
+        self.lines: list = []    # (member, attempt, line), in order
+
+    def post(self, name: str, attempt: int, epoch: int, state: bytes, line: str) -> None:
+        self.states[name] = (attempt, epoch, state)
+        self.lines.append((name, attempt, line))
+
+    def take(self) -> tuple[dict, list]:
+        out = (self.states, self.lines)
+        self.states, self.lines = {}, []
+        return out
 
 
 class _Driver:
     """Submits the members' tasks in dependency order, writes what they send, retries lost ones."""
+
+    POLL_S = 1.0   # how often the driver takes the epoch states while members train
 
     def __init__(self, ray, zoo: Zoo, specs: list[ModelSpec], data: FerData, run_dir: Path, options: RayOptions,
                  force: bool, progress: bool, train_kwargs: dict):
@@ -200,10 +217,10 @@ class _Driver:
         self.options, self.force, self.progress, self.train_kwargs = options, force, progress, train_kwargs
         self.results: dict[str, TrainResult] = {}
         self.failures: dict[str, str] = {}
-        self.running: dict = {}          # ObjectRefGenerator -> _Member
+        self.running: dict = {}          # the task's ObjectRef -> _Member
+        self.members: dict[str, _Member] = {}
         self.sources: dict = {}          # init_from source name -> ObjectRef of its files
-        self.data_ref = None
-        self.task = None                 # the Ray remote function, made on the first submission
+        self.data_ref = self.task = self.mailbox = None   # made on the first submission
         self.t0 = time.perf_counter()
 
     def run(self) -> ZooRun:
@@ -224,9 +241,14 @@ class _Driver:
         try:
             self._loop(pending)
         finally:
-            for gen in self.running:   # the zoo stopped (a write failed, Ctrl-C): stop its tasks
+            for ref in self.running:   # the zoo stopped (a write failed, Ctrl-C): stop its tasks
                 try:
-                    self.ray.cancel(gen, force=True)
+                    self.ray.cancel(ref, force=True)
+                except Exception:
+                    pass
+            if self.mailbox is not None:
+                try:
+                    self.ray.kill(self.mailbox)
                 except Exception:
                     pass
         order = [s.name for s in self.specs]
@@ -248,9 +270,10 @@ class _Driver:
                 for spec in pending:   # unreachable with a valid zoo (no cycles); never wait forever
                     self._fail(spec.name, f"its init_from {spec.init_from!r} never finished")
                 return
-            ready, _ = self.ray.wait(list(self.running), num_returns=1)
-            for gen in ready:
-                self._step(gen)
+            ready, _ = self.ray.wait(list(self.running), num_returns=1, timeout=self.POLL_S)
+            self._take_states()   # first: a lost member resumes from the last state its task sent
+            for ref in ready:
+                self._collect(ref)
 
     def _saved_state(self, name: str) -> bytes | None:
         """RUN/.work/NAME as sent to a task: an earlier interrupted run's state resumes there too."""
@@ -269,35 +292,60 @@ class _Driver:
                                               "json": paths["json"].read_bytes()})
         return self.sources[src]
 
+    def _start(self) -> None:
+        """The data in the object store, the task's remote function and the mailbox, once."""
+        ray, o = self.ray, self.options
+        self.data_ref = ray.put(self.data)   # once: every task reads this copy
+        # A GPU task gets a fresh worker each time (max_calls=1), so a finished member's GPU memory
+        # is given back; Ray decides that from the options given here, not from .options().
+        gpu = {"num_gpus": o.gpus_per_member, "max_calls": 1} if o.gpus_per_member else {}
+        self.task = ray.remote(num_cpus=o.cpus_per_member, max_retries=0, **gpu)(_member_task)
+        mailbox = ray.remote(num_cpus=0)(_Mailbox)
+        try:   # beside the driver where it is in the cluster (not under Ray Client)
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+            mailbox = mailbox.options(scheduling_strategy=here)
+        except Exception:
+            pass
+        self.mailbox = mailbox.remote()
+
     def _submit(self, spec: ModelSpec, attempt: int, snapshot: bytes | None) -> None:
         try:
             source = self._source(spec) if spec.init_from else None
         except TrainingError as e:
             self._fail(spec.name, str(e))
             return
-        if self.data_ref is None:
-            self.data_ref = self.ray.put(self.data)   # once: every task reads this copy
-        o = self.options
         if self.task is None:
-            # A GPU task gets a fresh worker each time (max_calls=1), so a finished member's GPU memory
-            # is given back; Ray decides that from the options given here, not from .options().
-            gpu = {"num_gpus": o.gpus_per_member, "max_calls": 1} if o.gpus_per_member else {}
-            self.task = self.ray.remote(num_cpus=o.cpus_per_member, max_retries=0, **gpu)(_member_task)
-        gen = self.task.options(name=f"train {spec.name}").remote(spec, self.data_ref, snapshot, source,
-                                                                   self.train_kwargs, o.gpus_per_member)
-        self.running[gen] = _Member(spec, attempt, snapshot)
+            self._start()
+        o = self.options
+        ref = self.task.options(name=f"train {spec.name}").remote(
+            spec, self.data_ref, snapshot, source, self.train_kwargs, o.gpus_per_member, self.mailbox, attempt)
+        self.running[ref] = self.members[spec.name] = _Member(spec, attempt, snapshot)
 
-    def _step(self, gen) -> None:
-        """Handle the next message of a member's task: an epoch's state, the artifacts, or its end."""
-        ray, m = self.ray, self.running[gen]
-        try:
-            kind, payload = ray.get(next(gen))
-        except StopIteration:
-            del self.running[gen]
-            self._fail(m.spec.name, "its task ended without sending its artifacts")
+    def _take_states(self) -> None:
+        """Keep each running member's latest epoch state in RUN/.work/NAME (replaced whole) and log
+        its epochs; what a lost attempt sent late is dropped."""
+        if self.mailbox is None:
             return
+        states, lines = self.ray.get(self.mailbox.take.remote())
+        for name, attempt, line in lines:
+            if name in self.members and self.members[name].attempt == attempt:
+                self._log(name, line)
+        for name, (attempt, epoch, state) in states.items():
+            m = self.members.get(name)
+            if m is None or m.attempt != attempt or name in self.results:
+                continue
+            with atomic_dir(work_dir(self.run_dir, name)) as stage:
+                unpack_dir(state, stage)
+            m.snapshot, m.epoch = state, epoch
+
+    def _collect(self, ref) -> None:
+        """A member's task ended: write its artifacts, or report its error, or start it again."""
+        ray, m = self.ray, self.running.pop(ref)
+        try:
+            art = ray.get(ref)
         except ray.exceptions.RayTaskError as e:   # the member's own error, raised in the task
-            del self.running[gen]
             cause = e.cause if isinstance(e.cause, BaseException) else e
             if isinstance(cause, FerEnsembleError):
                 self._fail(m.spec.name, str(cause))
@@ -305,14 +353,9 @@ class _Driver:
                 self._fail(m.spec.name, f"{cause.__class__.__name__}: {cause}", detail=str(e))
             return
         except _lost_worker_errors(ray) as e:
-            del self.running[gen]
             self._retry(m, e)
             return
-        if kind == "epoch":
-            self._keep_state(m, payload)
-        else:
-            del self.running[gen]
-            self._write_member(m, payload)
+        self._write_member(m, art)
 
     def _retry(self, m: _Member, error: Exception) -> None:
         name, why = m.spec.name, error.__class__.__name__
@@ -325,13 +368,6 @@ class _Driver:
               f"(attempt {m.attempt + 1} of {self.options.retries + 1})", file=sys.stderr, flush=True)
         self._log(name, f"worker lost ({why}): {str(error).splitlines()[0][:200]}")
         self._submit(m.spec, m.attempt + 1, m.snapshot)
-
-    def _keep_state(self, m: _Member, payload: dict) -> None:
-        """An epoch finished: keep its state in RUN/.work/NAME (replaced whole) and log the epoch."""
-        with atomic_dir(work_dir(self.run_dir, m.spec.name)) as stage:
-            unpack_dir(payload["state"], stage)
-        m.snapshot, m.epoch = payload["state"], payload["epoch"]
-        self._log(m.spec.name, payload["line"])
 
     def _log(self, name: str, line: str) -> None:
         logs = self.run_dir / "logs"
@@ -393,10 +429,10 @@ def _lost_worker_errors(ray) -> tuple[type[BaseException], ...]:
 
 # ---------------------------------------------------------------- the task
 def _member_task(spec: ModelSpec, data: FerData, snapshot: bytes | None, source: dict | None, train_kwargs: dict,
-                 gpu_fraction: float) -> Iterator[tuple[str, dict]]:
+                 gpu_fraction: float, mailbox, attempt: int) -> dict:
     """A Ray task: train `spec` in a scratch folder, resuming from `snapshot` (a packed
-    RUN/.work/NAME), warm-starting from `source`'s files; yields ("epoch", state) after every
-    epoch and ("done", artifacts) at the end."""
+    RUN/.work/NAME) and warm-starting from `source`'s files; posts each epoch's state to `mailbox`
+    and returns the artifacts."""
     share_gpu(gpu_fraction)
     t0 = time.perf_counter()
     scratch = Path(tempfile.mkdtemp(prefix=f"fer-ensemble-{spec.name}-"))
@@ -407,29 +443,11 @@ def _member_task(spec: ModelSpec, data: FerData, snapshot: bytes | None, source:
             src = artifact_paths(scratch, source["name"])
             src["h5"].write_bytes(source["h5"])
             src["json"].write_bytes(source["json"])
-        events: queue.Queue = queue.Queue()
+        from .trainer import train_model
 
-        def train() -> None:
-            from .trainer import train_model
-
-            try:
-                ship = _epoch_shipper(work_dir(scratch, spec.name), spec, events)
-                train_model(spec, data, scratch, progress=False, extra_callbacks=[ship], **train_kwargs)
-                events.put(("finished", None))
-            except BaseException as e:   # raised again in the task, where Ray sends it to the driver
-                events.put(("error", e))
-
-        thread = threading.Thread(target=train, name=f"train {spec.name}", daemon=True)
-        thread.start()
-        while True:
-            kind, payload = events.get()
-            if kind == "error":
-                raise payload
-            if kind == "finished":
-                break
-            yield kind, payload
-        thread.join()
-        yield "done", _artifacts(scratch, spec.name, t0)
+        ship = _epoch_shipper(work_dir(scratch, spec.name), spec, mailbox, attempt)
+        train_model(spec, data, scratch, progress=False, extra_callbacks=[ship], **train_kwargs)
+        return _artifacts(scratch, spec.name, t0)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -457,10 +475,12 @@ def share_gpu(fraction: float) -> None:
                 pass
 
 
-def _epoch_shipper(work: Path, spec: ModelSpec, events: queue.Queue):
+def _epoch_shipper(work: Path, spec: ModelSpec, mailbox, attempt: int):
     """A Keras callback (run after the trainer's own) that packs the member's in-progress state at
-    each epoch's end and hands it to the task, with the epoch's log line."""
+    each epoch's end and posts it, with the epoch's log line, to the driver's mailbox. Training
+    goes on if the mailbox is gone (its node died): the member then resumes from an earlier epoch."""
     import keras
+    import ray
 
     class ShipEpoch(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -471,7 +491,10 @@ def _epoch_shipper(work: Path, spec: ModelSpec, events: queue.Queue):
             stats = " ".join(f"{k}={logs[k]:.4f}" for k in ("loss", "accuracy", "val_loss", "val_accuracy")
                              if k in logs)
             line = f"[{spec.name}] epoch {epoch + 1}/{spec.epochs} {stats} ({time.perf_counter() - self.t:.0f}s)"
-            events.put(("epoch", {"epoch": epoch + 1, "state": pack_dir(work), "line": line}))
+            try:
+                ray.get(mailbox.post.remote(spec.name, attempt, epoch + 1, pack_dir(work), line))
+            except ray.exceptions.RayActorError:
+                pass
 
     return ShipEpoch()
 
