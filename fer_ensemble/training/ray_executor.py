@@ -32,13 +32,12 @@ import sys
 import tarfile
 import tempfile
 import time
-import traceback
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .._io import TEMP_NAME, atomic_dir, write_bytes, write_text
 from ..data import FerData
-from ..errors import FerEnsembleError, TrainingError, WriteError
+from ..errors import FerEnsembleError, TrainingError
 from ..models import ModelSpec, Zoo
 from ..rundir import WORK_DIR, artifact_paths, lock_run, work_dir, write_sidecar
 from .runner import ZooRun, sources_first, zoo_specs

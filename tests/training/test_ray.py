@@ -57,7 +57,7 @@ MEMBERS = ("a_vgg", "b_sep", "a_ft")
 @pytest.fixture(scope="module")
 def ray_local():
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False)   # never a cluster `ray start` left
     yield ray
     ray.shutdown()
 
