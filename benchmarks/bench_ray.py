@@ -1,7 +1,8 @@
 """Wall time of training the quick zoo (models_zoo/quick.toml, five small members) on synthetic
 faces three ways, side by side in one run: sequential `train-all`, `train-all --ray local` (one
-Ray task per member, a local Ray instance with one slot per core) and `train-all --jobs 2` (two
-`fer-ensemble train` processes at a time). Each is a fresh `fer-ensemble` process into an empty
+Ray task per member, a local Ray instance with one slot per core) and `train-all --jobs 2` (a local
+Ray instance with 2 slots; before --jobs ran on Ray, two `fer-ensemble train` processes at a time:
+docs/ray.md has both). Each is a fresh `fer-ensemble` process into an empty
 run directory, so start-up (TensorFlow import, Ray's start, loading the data) counts. Also checks
 that the three give the same validation accuracies.
 
