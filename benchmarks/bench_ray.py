@@ -35,7 +35,7 @@ def _train(way: str, extra: list[str], run: Path, epochs: list[str]) -> float:
            *epochs, *extra]
     t = time.perf_counter()
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "RAY_DEDUP_LOGS": "0"})
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "RAY_USAGE_STATS_ENABLED": "0"})
     wall = time.perf_counter() - t
     if done.returncode != 0:
         raise SystemExit(f"{way} failed ({done.returncode}):\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")

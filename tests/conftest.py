@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")   # the Ray tests start Ray: no usage report
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
