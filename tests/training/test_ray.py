@@ -255,3 +255,24 @@ def test_a_packed_state_unpacks_to_the_same_files_and_refuses_paths_outside(tmp_
         unpack_dir(buf.getvalue(), tmp_path / "dst2")
     assert not (tmp_path / "escaped").exists()
     shutil.rmtree(tmp_path / "dst")
+
+
+def test_a_run_interrupted_without_ray_resumes_on_ray_from_its_work_folder(ray_local, tiny_data, zoo_file, tmp_path,
+                                                                          monkeypatch):
+    """RUN/.work/NAME is the same state on both paths: a member stopped after its second epoch (as a
+    killed driver leaves it) is sent to its Ray task and resumes there."""
+    from fer_ensemble.models import Zoo
+    from fer_ensemble.training import train_model
+
+    from .test_trainer import _Stop, _stop_after
+
+    spec = load_zoo(zoo_file).get("b_sep").replace(epochs=4)
+    with monkeypatch.context() as m:
+        _stop_after(m, 1)
+        with pytest.raises(_Stop):
+            train_model(spec, tiny_data, tmp_path, progress=False)
+    result = train_all_ray(Zoo("one", "fer7", (spec,)), tiny_data, tmp_path, progress=False)
+    side = result.results[0].sidecar
+    assert side["executor"] == "ray" and side["resumed_from_epoch"] == 2 and side["epochs_run"] == 4
+    assert pd.read_csv(tmp_path / "b_sep.history.csv")["epoch"].tolist() == [0, 1, 2, 3]
+    assert not (tmp_path / ".work").exists()
