@@ -1,0 +1,114 @@
+"""Does every member of the study's zoo learn? A short, fixed CPU budget on the real FER2013 says.
+
+    python scripts/paper_smoke.py --data ../shared/data/fer2013.npz \
+        [--classes fer6 fer7] [--train-images 6000] [--epochs 4] [--members VGG1 ResNet2] \
+        [--out results/paper-smoke] [--work runs/paper-smoke]
+
+Every member of models_zoo/paper.toml trains through the package's own trainer with its own
+recipe (architecture, optimizer, learning rate, batch size, balancing, augmentation, precision),
+changed in two ways only, so that the whole zoo fits a CPU: a fixed, stratified subset of
+`--train-images` Training faces (seed 0, the same for every member), and exactly `--epochs` epochs
+(no early stop). Each epoch is validated on the full PublicTest split.
+
+One JSON per member is written to OUT/<classes>/<member>.json when the member finishes (a rerun
+skips it, and an interrupted member resumes from its last epoch in --work), so the command can be
+stopped and run again. At the end it prints one JSON object: per member, epochs, wall time,
+training accuracy per epoch, PublicTest accuracy per epoch, the best PublicTest, and two verdicts:
+`leaves_chance` (best PublicTest >= 0.40; always answering "happy" scores 0.25) and `rises`
+(training accuracy higher every epoch than the one before).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+CHANCE_BAR = 0.40
+
+
+def training_subset(data, n: int, seed: int = 0):
+    """`data` with its Training split cut to `n` faces, stratified by class."""
+    from sklearn.model_selection import train_test_split
+
+    if n >= len(data.train):
+        return data
+    idx, _ = train_test_split(np.arange(len(data.train)), train_size=n, stratify=data.train.y,
+                              random_state=seed)
+    return replace(data, train=data.train.subset(np.sort(idx)))
+
+
+def member_record(spec, classes: str, sidecar: dict, history_csv: Path, train_images: int) -> dict:
+    """The smoke verdict of one trained member, read from its sidecar and history."""
+    import pandas as pd
+
+    hist = pd.read_csv(history_csv)
+    train_acc = [round(float(a), 4) for a in hist["accuracy"]]
+    val_acc = [round(float(a), 4) for a in hist["val_accuracy"]]
+    best = max(val_acc)
+    return {"member": spec.name, "classes": classes, "builder": spec.builder, "args": spec.args,
+            "params": sidecar["parameters"], "train_images": train_images, "epochs": len(train_acc),
+            "wall_s": round(float(sidecar["train_time_s"]), 1), "precision": sidecar["precision"],
+            "device": sidecar["device"],
+            "train_accuracy": train_acc, "publictest_accuracy": val_acc, "best_publictest": best,
+            "leaves_chance": best >= CHANCE_BAR,
+            "rises": bool(all(b > a for a, b in zip(train_acc, train_acc[1:])))}
+
+
+def run_member(spec, data, classes: str, work: Path, out: Path, epochs: int) -> dict:
+    """Train one member for the smoke budget (resuming if interrupted) and write its record."""
+    from fer_ensemble._io import atomic_path
+    from fer_ensemble.training import train_model
+
+    spec = spec.replace(epochs=epochs, patience=epochs + 1)
+    result = train_model(spec, data, work, progress=False)
+    record = member_record(spec, classes, result.sidecar, work / f"{spec.name}.history.csv", len(data.train))
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    from fer_ensemble.data import load_fer2013
+    from fer_ensemble.models import load_zoo
+
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", required=True, help="fer2013.csv, .csv.gz or .npz")
+    p.add_argument("--zoo", default="models_zoo/paper.toml")
+    p.add_argument("--classes", nargs="+", default=["fer6", "fer7"], choices=["fer6", "fer7"])
+    p.add_argument("--train-images", type=int, default=6000)
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--members", nargs="+", help="only these members (default: the whole zoo)")
+    p.add_argument("--out", default="results/paper-smoke")
+    p.add_argument("--work", default="runs/paper-smoke")
+    a = p.parse_args(argv)
+
+    zoo = load_zoo(a.zoo)
+    specs = [zoo.get(m) for m in a.members] if a.members else list(zoo.models)
+    records = []
+    for classes in a.classes:
+        data = training_subset(load_fer2013(a.data, classes=classes), a.train_images)
+        for spec in specs:
+            out = Path(a.out) / classes / f"{spec.name}.json"
+            if out.exists():
+                records.append(json.loads(out.read_text()))
+                continue
+            rec = run_member(spec, data, classes, Path(a.work) / classes, out, a.epochs)
+            records.append(rec)
+            print(json.dumps({k: rec[k] for k in ("classes", "member", "best_publictest", "rises", "wall_s")}),
+                  file=sys.stderr, flush=True)
+    summary = {"zoo": a.zoo, "train_images": a.train_images, "epochs": a.epochs,
+               "all_leave_chance": all(r["leaves_chance"] for r in records),
+               "all_rise": all(r["rises"] for r in records), "members": records}
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
