@@ -4,8 +4,8 @@ above its first batch's on the way.
 
 "One training step lowers the loss" (test_zoo_builders.py) also passed for the two failures this
 guards against (docs/research/paper-zoo.md): dense dropout 0.5 after each of VGG_v1's three dense
-layers (a dead head: it does not fit within the steps a healthy VGG needs) and the un-normalised
-residual stream of the study's ResNet (its loss climbs from 1.8 on the first batch to 8.1 over the
+layers (a dead head: it fits slowly, within the 120 steps in some runs and not in others, so this
+test does not reliably catch it) and the un-normalised residual stream of the study's ResNet (its loss climbs from 1.8 on the first batch to 8.1 over the
 first epoch: logits blown up; healthy nets stay within 2.1x their first batch's).
 
 The batch is blocky class patterns under pixel noise, not synthetic faces: 64 synthetic faces take
@@ -117,11 +117,3 @@ def test_the_fitting_test_fails_the_broken_resnet():
     first, losses, _ = fit_small_batch("resnet_paper", {"stages": [2, 5, 5, 2], "head_bn": False}, 1e-3, 6,
                                        PAPER_SIZE, max_epochs=1)
     assert losses[0] > LOSS_RISE * first, (first, losses)
-
-
-@pytest.mark.slow
-def test_the_fitting_test_fails_the_broken_vgg():
-    """With dense dropout 0.5, VGG1's head dies and it does not fit within the test's steps."""
-    _, _, accuracies = fit_small_batch("vgg_v1", {"dense_units": [256, 128, 64], "dense_dropout": 0.5}, 1e-3, 6,
-                                     PAPER_SIZE)
-    assert max(accuracies) < TARGET, accuracies
