@@ -64,14 +64,13 @@ def member_record(spec, classes: str, sidecar: dict, history_csv: Path, train_im
 
 def run_member(spec, data, classes: str, work: Path, out: Path, epochs: int) -> dict:
     """Train one member for the smoke budget (resuming if interrupted) and write its record."""
-    from fer_ensemble._io import atomic_path
+    from fer_ensemble._io import write_json
     from fer_ensemble.training import train_model
 
     spec = spec.replace(epochs=epochs, patience=epochs + 1)
     result = train_model(spec, data, work, progress=False)
     record = member_record(spec, classes, result.sidecar, work / f"{spec.name}.history.csv", len(data.train))
-    with atomic_path(out) as tmp:
-        tmp.write_text(json.dumps(record, indent=1) + "\n")
+    write_json(out, record)
     return record
 
 
@@ -112,4 +111,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from fer_ensemble.errors import FerEnsembleError
+
+    try:
+        sys.exit(main())
+    except FerEnsembleError as e:      # a bad --data, --zoo or --members: the message names it
+        sys.exit(f"paper_smoke: {e}")

@@ -5,8 +5,9 @@ above its first batch's on the way.
 "One training step lowers the loss" (test_zoo_builders.py) also passed for the two failures this
 guards against (docs/research/paper-zoo.md): dense dropout 0.5 after each of VGG_v1's three dense
 layers (a dead head: it fits slowly, within the 120 steps in some runs and not in others, so this
-test does not reliably catch it) and the un-normalised residual stream of the study's ResNet (its loss climbs from 1.8 on the first batch to 8.1 over the
-first epoch: logits blown up; healthy nets stay within 2.1x their first batch's).
+test does not reliably catch it) and the un-normalised residual stream of the study's ResNet (its
+loss climbs from 1.8 on the first batch to 8.1 over the first epoch: logits blown up; healthy nets
+stay within 2.1x their first batch's).
 
 The batch is blocky class patterns under pixel noise, not synthetic faces: 64 synthetic faces take
 even LeNet hundreds of steps, too long for CI to tell a slow net from a broken one.
@@ -26,7 +27,7 @@ FIT_IMAGES = 64
 SIZE = 32              # pixels for the registered builders (default widths and depths), for CI's time
 PAPER_SIZE = 48        # the paper members at the study's size: at 32 pixels the broken ones fit too
 BATCH = 16
-MAX_EPOCHS = 30        # 120 steps; the slowest healthy builder needs 92
+MAX_EPOCHS = 30        # 120 steps; the slowest healthy builder needed 92 (vgg_v0 at 48 px)
 TARGET = 0.9           # accuracy on the batch in inference mode (moving BN statistics, no dropout)
 LOSS_RISE = 3.0        # every epoch's mean training loss stays under LOSS_RISE x the first batch's
 
