@@ -28,15 +28,18 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
 
 class FaceEmotionDetector:
-    """Detect faces and classify their expression with an ensemble (or any saved run directory).
+    """Detect faces and classify their expression with an ensemble (or any saved run directory;
+    by default the built-in FER2013 ensemble, `Ensemble.pretrained()`).
 
     `detector` is "haar" (OpenCV's cascade) or a callable gray image -> (K, 4) boxes x, y, w, h.
     All faces of an image are cropped, resized to the ensemble's input size and predicted in one
     batch by the fused ensemble model.
     """
 
-    def __init__(self, ensemble: Ensemble | str | os.PathLike, detector: str | Detector = "haar",
+    def __init__(self, ensemble: Ensemble | str | os.PathLike | None = None, detector: str | Detector = "haar",
                  margin: float = 0.1, min_face: int = 40):
+        if ensemble is None:
+            ensemble = Ensemble.pretrained()
         self.ensemble = ensemble if isinstance(ensemble, Ensemble) else Ensemble.load(ensemble)
         if detector == "haar":
             detector = haar_detector(min_size=min_face)

@@ -13,7 +13,8 @@ from . import app, data, demo, ensemble, report, train, zoo
 
 # In help order; each takes the sub-parsers and the shared data options.
 COMMANDS = (data.register_prepare, data.register_data, zoo.register, train.register, ensemble.register_search,
-            ensemble.register_import, ensemble.register_export, demo.register_demo, report.register_collect,
+            ensemble.register_import, ensemble.register_export, ensemble.register_ship, demo.register_demo,
+            report.register_collect,
             ensemble.register_budget, app.register, report.register_report, demo.register_experiment,
             ensemble.register_tta)
 

@@ -1,5 +1,5 @@
 """CLI, application stage: `predict` (emotions of the faces in images, folders, a video or a
-camera, with a run's ensemble)."""
+camera, with a run's ensemble or the built-in FER2013 one)."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +10,8 @@ from pathlib import Path
 def register(sub, add_data_args) -> None:
     p = sub.add_parser("predict", help="emotions of the faces in images, folders, a video or a camera")
     p.add_argument("paths", nargs="*", help="image files or folders of images")
-    p.add_argument("--model", required=True, help="run directory (its ensemble.json, or all its models)")
+    p.add_argument("--model", help="run directory (its ensemble.json, or all its models); default: the "
+                                   "built-in FER2013 ensemble (fer_ensemble/pretrained/fer2013/MODEL_CARD.md)")
     p.add_argument("--out", default="predictions", help="folder for annotated copies and CSV/JSON results")
     p.add_argument("--video", help="annotate this video file; writes OUT/NAME.annotated.mp4 and NAME.frames.csv")
     p.add_argument("--stride", type=int, default=1, help="video/camera: analyse every k-th frame")

@@ -1,7 +1,8 @@
 """CLI, ensemble stage: `search` (rank subsets of a run's caches, optionally compare ways of
 choosing out of fold), `tta` (test-time augmentation of the caches), `import` (a model trained
-elsewhere as a member), `export` (the fused ensemble as .keras, ONNX or SavedModel) and `budget`
-(the members a training budget buys, as a sub-run)."""
+elsewhere as a member), `export` (the fused ensemble as .keras, ONNX or SavedModel), `ship` (a
+compact float16 folder with a model card) and `budget` (the members a training budget buys, as a
+sub-run)."""
 from __future__ import annotations
 
 import argparse
@@ -132,6 +133,45 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"wrote {info['path']}: {info['method']} of {len(info['members'])} members, input (N, {info['input_size']}, "
           f"{info['input_size']}, 1) pixels 0-255 -> (N, {len(info['classes'])}) {','.join(info['classes'])}; {check}")
     return 0
+
+
+def register_ship(sub, add_data_args) -> None:
+    p = sub.add_parser("ship", help="a run's ensemble as a compact folder (float16 weights, model card) that "
+                                    "--model, FaceEmotionDetector and Ensemble.load read")
+    p.add_argument("run")
+    p.add_argument("out", help="folder to write (replaced as a whole)")
+    p.add_argument("--data", help="measure the shipped files on this data's PublicTest and PrivateTest for "
+                                  "the model card")
+    p.add_argument("--title", help="the model card's title")
+    p.set_defaults(func=cmd_ship)
+
+
+def cmd_ship(args: argparse.Namespace) -> int:
+    from ..data import load_data
+    from ..ensemble.ship import CARD_TEXT, ship_run
+    from ..rundir import lock_run
+
+    with lock_run(args.run, "ship"):
+        data = None
+        if args.data:
+            n_cls = len(_manifest_classes(args.run))
+            data = load_data(args.data, classes="fer6" if n_cls == 6 else "fer7")
+        card = ship_run(args.run, args.out, data=data, title=args.title)
+    acc = "".join(f", {s} {100 * card[s]['accuracy']:.2f}%" for s in ("PublicTest", "PrivateTest") if s in card)
+    print(f"wrote {args.out}: {card['method']} of {len(card['members'])} members, "
+          f"{card['weights_bytes'] / 2**20:.1f} MiB of float16 weights{acc}; card: {Path(args.out) / CARD_TEXT}")
+    return 0
+
+
+def _manifest_classes(run: str) -> list[str]:
+    """The run's ensemble classes without loading a model (ensemble.json, else the first sidecar)."""
+    from ..rundir import MANIFEST, member_sidecars, read_manifest
+
+    manifest = Path(run) / MANIFEST
+    if manifest.exists():
+        return list(read_manifest(manifest).get("class_names") or [])
+    sidecars = member_sidecars(run)
+    return list(next(iter(sidecars.values()))["class_names"]) if sidecars else []
 
 
 def register_budget(sub, add_data_args) -> None:

@@ -44,6 +44,14 @@ class Member:
     def class_names(self) -> list[str]:
         return list(self.sidecar["class_names"])
 
+    @classmethod
+    def pretrained(cls, name: str = "fer2013") -> "Ensemble":
+        """The ensemble that ships inside the package, trained on FER2013 (7 classes, 48x48
+        grayscale faces); its model card is `pretrained_dir(name) / "MODEL_CARD.md"`."""
+        from .ship import pretrained_dir
+
+        return cls.load(pretrained_dir(name))
+
     @property
     def input_size(self) -> int:
         return int(self.sidecar.get("input_shape", [48, 48, 1])[0])
