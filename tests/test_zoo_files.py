@@ -1,7 +1,8 @@
 """models_zoo/fer2013.toml, the recommended FER2013 zoo, is the recipe of the committed best
 ensemble: its entries are that ensemble's members and their warm-start ancestors, and each resolves
 to exactly the spec the lab zoo (research/zoos/cpu.toml) trained under the same name, which is also
-the spec recorded in the member's committed sidecar."""
+the spec recorded in the member's committed sidecar. models_zoo/pretrained.toml, the built-in
+ensemble's zoo, is that recipe cut to fewer chains."""
 from __future__ import annotations
 
 import json
@@ -61,3 +62,13 @@ def test_the_recipe_reads_as_one_recipe(zoos):
     assert text.count("learning_rate =") == 2 and text.count("epochs =") == 2
     recipe, _ = zoos
     assert {m.builder for m in recipe.models} == {"resnet18"}
+
+
+def test_the_shipped_ensembles_zoo_is_the_recipe_cut_short(zoos):
+    """models_zoo/pretrained.toml (the built-in ensemble's zoo) trains entries of the recipe,
+    unchanged: each resolves to the spec of the recipe's entry of the same name."""
+    recipe, _ = zoos
+    shipped = load_zoo(ROOT / "models_zoo" / "pretrained.toml")
+    assert shipped.classes == recipe.classes and len(shipped.models) >= 4
+    for spec in shipped.models:
+        assert spec.to_dict() == recipe.get(spec.name).to_dict(), spec.name
