@@ -44,14 +44,6 @@ class Member:
     def class_names(self) -> list[str]:
         return list(self.sidecar["class_names"])
 
-    @classmethod
-    def pretrained(cls, name: str = "fer2013") -> "Ensemble":
-        """The ensemble that ships inside the package, trained on FER2013 (7 classes, 48x48
-        grayscale faces); its model card is `pretrained_dir(name) / "MODEL_CARD.md"`."""
-        from .ship import pretrained_dir
-
-        return cls.load(pretrained_dir(name))
-
     @property
     def input_size(self) -> int:
         return int(self.sidecar.get("input_shape", [48, 48, 1])[0])
@@ -143,6 +135,14 @@ class Ensemble:
             return cls(members, manifest["method"], weights, manifest.get("class_names"),
                        manifest.get("stacking"), manifest, input_size)
         return cls(members, method or "mean", input_size=input_size)
+
+    @classmethod
+    def pretrained(cls, name: str = "fer2013") -> "Ensemble":
+        """The ensemble that ships inside the package, trained on FER2013 (7 classes, 48x48
+        grayscale faces); its model card is `pretrained_dir(name) / "MODEL_CARD.md"`."""
+        from .ship import pretrained_dir
+
+        return cls.load(pretrained_dir(name))
 
     @property
     def input_size(self) -> int:

@@ -87,3 +87,11 @@ def test_ship_of_a_missing_run_names_it(tmp_path):
 def test_unknown_builtin_ensemble_is_named():
     with pytest.raises(EnsembleError, match="fer2099"):
         pretrained_dir("fer2099")
+
+
+def test_pretrained_is_an_ensemble_classmethod_that_names_what_is_missing(monkeypatch, tmp_path):
+    from fer_ensemble.ensemble import ship
+
+    monkeypatch.setattr(ship, "PRETRAINED_ROOT", tmp_path)
+    with pytest.raises(EnsembleError, match="missing from this install"):
+        Ensemble.pretrained()
