@@ -196,3 +196,21 @@ def test_real_faces_through_images_and_video(tmp_path, ensemble, real_faces):
     assert table.attrs["frames"] == 16
     assert table.dropna(subset=["label"])["frame"].nunique() >= 8
     assert set(table["label"].dropna()) <= set(ensemble.class_names)
+
+
+@pytest.mark.realdata
+def test_haar_on_a_shrunk_frame_finds_large_faces_in_the_same_place(real_faces):
+    full, shrunk = haar_detector(), haar_detector(detect_scale=0.6)
+    compared = 0
+    for face in real_faces[:20]:
+        canvas = _on_canvas(face)
+        a, b = full(canvas), shrunk(canvas)
+        if len(a) == 1 and len(b) == 1:
+            compared += 1
+            assert np.abs(a[0] - b[0]).max() <= 0.15 * a[0][2], (a, b)   # boxes in full-frame pixels
+    assert compared >= 8, compared
+
+
+def test_detect_scale_outside_0_1_is_refused():
+    with pytest.raises(ValueError, match="detect_scale"):
+        haar_detector(detect_scale=1.5)
