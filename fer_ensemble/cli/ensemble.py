@@ -143,6 +143,7 @@ def register_ship(sub, add_data_args) -> None:
     p.add_argument("--data", help="measure the shipped files on this data's PublicTest and PrivateTest for "
                                   "the model card")
     p.add_argument("--title", help="the model card's title")
+    p.add_argument("--notes", default="", help="a paragraph for the model card (how it was trained, say)")
     p.set_defaults(func=cmd_ship)
 
 
@@ -156,7 +157,7 @@ def cmd_ship(args: argparse.Namespace) -> int:
         if args.data:
             n_cls = len(_manifest_classes(args.run))
             data = load_data(args.data, classes="fer6" if n_cls == 6 else "fer7")
-        card = ship_run(args.run, args.out, data=data, title=args.title)
+        card = ship_run(args.run, args.out, data=data, title=args.title, notes=args.notes)
     acc = "".join(f", {s} {100 * card[s]['accuracy']:.2f}%" for s in ("PublicTest", "PrivateTest") if s in card)
     print(f"wrote {args.out}: {card['method']} of {len(card['members'])} members, "
           f"{card['weights_bytes'] / 2**20:.1f} MiB of float16 weights{acc}; card: {Path(args.out) / CARD_TEXT}")
