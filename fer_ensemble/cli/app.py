@@ -21,6 +21,8 @@ def register(sub, add_data_args) -> None:
     p.add_argument("--detect-scale", type=float, default=1.0,
                    help="find faces on the frame shrunk by this factor (0.6: about half the detector's "
                         "time, a few more small faces missed)")
+    p.add_argument("--no-tta", action="store_true",
+                   help="skip the members' test-time augmentation (mirror) views: half the model's time")
     p.add_argument("--no-annotate", action="store_true", help="write only the CSV/JSON results")
     p.set_defaults(func=cmd_predict)
 
@@ -34,7 +36,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.camera is not None and (reason := display_available()):
         raise FerEnsembleError(f"--camera {args.camera}: {reason}")
     detector = FaceEmotionDetector(args.model, margin=args.margin, min_face=args.min_face,
-                                   detect_scale=args.detect_scale)
+                                   detect_scale=args.detect_scale, tta=not args.no_tta)
     status = _predict_images(args, detector) if args.paths else 0
     if args.video:
         _predict_video(args, detector)

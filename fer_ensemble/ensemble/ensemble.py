@@ -160,6 +160,13 @@ class Ensemble:
                                 f"{self.class_names} (missing {missing})")
         return np.array([theirs.index(c) for c in self.class_names])
 
+    def without_tta(self) -> "Ensemble":
+        """The same members and weights, each predicting on the image alone (no test-time
+        augmentation views): half the compute of flip TTA, slightly lower accuracy."""
+        members = [Member(m.name, m.path, {**m.sidecar, "tta": None}, m.model) for m in self.members]
+        return Ensemble(members, self.method, self.weights, self.class_names, self.stacking, self.manifest,
+                        self._size)
+
     # ------------------------------------------------------------------ inputs
     @staticmethod
     def as_batch(x, value_range: float | None = None) -> np.ndarray:

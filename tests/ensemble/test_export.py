@@ -105,3 +105,15 @@ def test_bad_exports_name_the_run_the_method_or_the_missing_package(run, tmp_pat
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tf2onnx" else real(name, *a))
     with pytest.raises(EnsembleError, match="--format onnx needs tf2onnx: pip install 'fer_ensemble\\[onnx\\]'"):
         export_ensemble(run, "onnx")
+
+
+def test_without_tta_predicts_each_member_on_the_image_alone(run, faces):
+    ens = Ensemble.load(run)
+    plain = ens.without_tta()
+    assert [m.tta for m in ens.members] == ["flip", None] and [m.tta for m in plain.members] == [None, None]
+    np.testing.assert_allclose(plain.predict_proba(faces), plain.predict_proba(faces, fused=False), atol=1e-5)
+    first = plain.members[0]
+    alone = np.asarray(first.model(first.prepare(Ensemble.as_batch(faces)), training=False))
+    np.testing.assert_allclose(plain.member_probabilities(faces)[0], alone, atol=1e-5)
+    flips = [[layer.name for layer in e.to_keras().layers if "flip" in layer.name] for e in (ens, plain)]
+    assert flips == [["m0_flip"], []]
