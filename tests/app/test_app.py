@@ -214,3 +214,20 @@ def test_haar_on_a_shrunk_frame_finds_large_faces_in_the_same_place(real_faces):
 def test_detect_scale_outside_0_1_is_refused():
     with pytest.raises(ValueError, match="detect_scale"):
         haar_detector(detect_scale=1.5)
+
+
+def test_detector_and_predict_default_to_the_builtin_ensemble(faces, tmp_path, capsys):
+    """No model given: the FER2013 ensemble that ships with the package labels the faces."""
+    from fer_ensemble.cli import main
+    from fer_ensemble.ensemble import Ensemble
+
+    det = FaceEmotionDetector(detector=nonzero_boxes, margin=0.0)
+    builtin = Ensemble.pretrained()
+    assert [m.name for m in det.ensemble.members] == [m.name for m in builtin.members]
+    canvas, boxes = paste(faces)
+    found = det.detect(canvas)
+    assert len(found) == len(boxes) and {f["label"] for f in found} <= set(builtin.class_names)
+    img = tmp_path / "faces.png"
+    cv2.imwrite(str(img), canvas)
+    assert main(["predict", str(img), "--out", str(tmp_path / "out"), "--no-annotate"]) == 0
+    assert (tmp_path / "out" / "predictions.csv").exists()

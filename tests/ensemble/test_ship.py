@@ -95,3 +95,27 @@ def test_pretrained_is_an_ensemble_classmethod_that_names_what_is_missing(monkey
     monkeypatch.setattr(ship, "PRETRAINED_ROOT", tmp_path)
     with pytest.raises(EnsembleError, match="missing from this install"):
         Ensemble.pretrained()
+
+
+def test_builtin_ensemble_is_small_complete_and_reproduces_its_card():
+    """The shipped FER2013 ensemble: 7 classes, at most 30 MB of weights, and the probe faces'
+    probabilities recorded when it was shipped (so a changed builder or loader shows here)."""
+    folder = pretrained_dir()
+    card = json.loads((folder / CARD).read_text())
+    ens = Ensemble.pretrained()
+    assert ens.class_names == ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+    assert sum(p.stat().st_size for p in folder.glob("*.keras")) <= 30 * 2**20
+    assert card["PrivateTest"]["images"] == 3589 and card["PrivateTest"]["accuracy"] > 0.658   # the fer package
+    np.testing.assert_allclose(ens.predict_proba(probe_faces(card["probe"]["n"])), card["probe"]["probabilities"],
+                               atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.realdata
+def test_builtin_ensemble_scores_its_cards_accuracy_on_real_privatetest(shared_data):
+    from fer_ensemble.data import load_fer2013
+
+    card = json.loads((pretrained_dir() / CARD).read_text())
+    test = load_fer2013(shared_data / "fer2013.npz").test
+    assert Ensemble.pretrained().evaluate(test.x, test.y)["accuracy"] == pytest.approx(
+        card["PrivateTest"]["accuracy"], abs=1e-9)
