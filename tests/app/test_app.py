@@ -200,7 +200,7 @@ def test_real_faces_through_images_and_video(tmp_path, ensemble, real_faces):
 
 @pytest.mark.realdata
 def test_haar_on_a_shrunk_frame_finds_large_faces_in_the_same_place(real_faces):
-    full, shrunk = haar_detector(), haar_detector(detect_scale=0.6)
+    full, shrunk = haar_detector(1.1, 5, 48, detect_scale=1.0), haar_detector(1.1, 5, 48, detect_scale=0.6)
     compared = 0
     for face in real_faces[:20]:
         canvas = _on_canvas(face)
@@ -209,6 +209,26 @@ def test_haar_on_a_shrunk_frame_finds_large_faces_in_the_same_place(real_faces):
             compared += 1
             assert np.abs(a[0] - b[0]).max() <= 0.15 * a[0][2], (a, b)   # boxes in full-frame pixels
     assert compared >= 8, compared
+
+
+@pytest.mark.realdata
+def test_the_default_cascade_finds_as_many_faces_as_the_full_size_one_with_fers_parameters(real_faces):
+    """The app's speed default (half-size frame, 1.08, 3 neighbours) must not buy its time with
+    missed faces: faces of 52-200 px, the full-size cascade with (1.1, 5, 50 px) beside it."""
+    ours, fers = haar_detector(), haar_detector(1.1, 5, 50, detect_scale=1.0)
+    found = {"ours": 0, "fer's": 0}
+    false = dict(found)
+    for i, face in enumerate(real_faces):
+        side = (52, 70, 95, 130, 170, 200)[i % 6]
+        canvas = _on_canvas(face, at=(40 + 7 * i, 20 + 3 * i), side=side)
+        for name, det in (("ours", ours), ("fer's", fers)):
+            boxes = np.asarray(det(canvas)).reshape(-1, 4)
+            hit = [abs(x + w / 2 - 40 - 7 * i - side / 2) < side / 3 and abs(y + h / 2 - 20 - 3 * i - side / 2) < side / 3
+                   for x, y, w, h in boxes]
+            found[name] += any(hit)
+            false[name] += len(boxes) - any(hit)
+    assert found["ours"] >= found["fer's"] - 1 and found["fer's"] >= 10, found
+    assert false["ours"] <= false["fer's"] + 1, false
 
 
 def test_detect_scale_outside_0_1_is_refused():
@@ -224,6 +244,11 @@ def test_detector_and_predict_default_to_the_builtin_ensemble(faces, tmp_path, c
     det = FaceEmotionDetector(detector=nonzero_boxes, margin=0.0)
     builtin = Ensemble.pretrained()
     assert [m.name for m in det.ensemble.members] == [m.name for m in builtin.members]
+    # the app leaves out the mirror views for speed unless asked; the ensemble keeps them
+    assert all(m.tta is None for m in det.ensemble.members), [m.tta for m in det.ensemble.members]
+    assert all(m.tta for m in builtin.members)
+    with_tta = FaceEmotionDetector(detector=nonzero_boxes, margin=0.0, tta=True)
+    assert [m.tta for m in with_tta.ensemble.members] == [m.tta for m in builtin.members]
     canvas, boxes = paste(faces)
     found = det.detect(canvas)
     assert len(found) == len(boxes) and {f["label"] for f in found} <= set(builtin.class_names)
