@@ -27,12 +27,15 @@ import numpy as np
 from _common import SHARED, emit
 
 SETTINGS = {   # name: haar_detector arguments
-    "full image, fer's parameters (1.1, 5, 50 px)": dict(scale_factor=1.1, min_neighbors=5, min_size=50),
-    "full image, 1.1, 5, 40 px": dict(scale_factor=1.1, min_neighbors=5, min_size=40),
+    "full image, fer's parameters (1.1, 5, 50 px)": dict(scale_factor=1.1, min_neighbors=5, min_size=50,
+                                                         detect_scale=1.0),
+    "full image, 1.1, 5, 40 px": dict(scale_factor=1.1, min_neighbors=5, min_size=40, detect_scale=1.0),
+    "full image, 1.2, 3, 48 px": dict(scale_factor=1.2, min_neighbors=3, min_size=48, detect_scale=1.0),
     "detect_scale 0.75, 1.1, 5, 48 px": dict(scale_factor=1.1, min_neighbors=5, min_size=48, detect_scale=0.75),
-    "detect_scale 0.6, 1.1, 5, 48 px": dict(scale_factor=1.1, min_neighbors=5, min_size=48, detect_scale=0.6),
     "detect_scale 0.5, 1.1, 5, 48 px": dict(scale_factor=1.1, min_neighbors=5, min_size=48, detect_scale=0.5),
-    "full image, 1.2, 3, 48 px": dict(scale_factor=1.2, min_neighbors=3, min_size=48),
+    "detect_scale 0.5, 1.08, 3, 48 px": dict(scale_factor=1.08, min_neighbors=3, min_size=48, detect_scale=0.5),
+    "detect_scale 0.5, 1.1, 2, 48 px": dict(scale_factor=1.1, min_neighbors=2, min_size=48, detect_scale=0.5),
+    "detect_scale 0.5, 1.12, 2, 48 px (the app's default)": {},
 }
 
 
@@ -49,10 +52,10 @@ def backgrounds() -> tuple[list[np.ndarray], str]:
     python = venv / "bin" / "python"
     with tempfile.TemporaryDirectory() as tmp:
         photos, where = load_photos(python if python.exists() else None, Path(tmp))
-    gray = [cv2.cvtColor(v, cv2.COLOR_BGR2GRAY) if v.ndim == 3 else v
-            for k, v in photos.items() if k != "astronaut" and min(v.shape[:2]) >= 360]
-    if gray:
-        return gray, f"{len(gray)} photos ({', '.join(k for k in photos if k != 'astronaut')}; {where})"
+    used = {k: cv2.cvtColor(v, cv2.COLOR_BGR2GRAY) if v.ndim == 3 else v
+            for k, v in photos.items() if k != "astronaut" and min(v.shape[:2]) >= 360}
+    if used:
+        return list(used.values()), f"{', '.join(used)} ({where})"
     rng = np.random.default_rng(1)
     noise = [cv2.GaussianBlur(rng.integers(0, 256, (512, 512), dtype=np.uint8), (0, 0), s) for s in (2, 4, 8)]
     return noise, f"smoothed noise ({where})"
@@ -125,7 +128,7 @@ def main(argv=None) -> None:
             found["flat" if i % 2 == 0 or not photos else "photo"] += hit
             false += fp
         on_photos = sum(len(np.asarray(det(ph)).reshape(-1, 4)) for ph in photos)
-        results[name] = {"args": kw, "found": sum(found.values()), "found_flat": found["flat"],
+        results[name] = {"args": kw or "haar_detector() defaults", "found": sum(found.values()), "found_flat": found["flat"],
                          "found_on_photo": found["photo"], "false_on_canvases": false,
                          "false_on_photos": on_photos, "ms_per_canvas": round(statistics.median(times) * 1e3, 2)}
     base = results[next(iter(SETTINGS))]

@@ -16,17 +16,17 @@ Detector = Callable[[np.ndarray], np.ndarray]
 HAAR_FILE = "haarcascade_frontalface_default.xml"
 
 
-def haar_detector(scale_factor: float = 1.08, min_neighbors: int = 3, min_size: int = 48,
+def haar_detector(scale_factor: float = 1.12, min_neighbors: int = 2, min_size: int = 48,
                   detect_scale: float = 0.5) -> Detector:
     """OpenCV's frontal-face Haar cascade (no download: the XML ships with the OpenCV wheel).
 
     `detect_scale` < 1 runs the cascade on a copy of the image shrunk by that factor (boxes are
     mapped back): the cascade's time falls with the pixel count. The defaults (half size, scale
-    steps of 1.08, 3 neighbours, faces from 48 px, FER2013's own size) find as many faces as the
-    common full-size setting (1.1, 5 neighbours, 50 px: the `fer` package's) with as few false
-    boxes, in about 0.6 of its time (`benchmarks/bench_haar.py`, docs/benchmarks.md); on the
-    shrunk image, fewer neighbours are needed because there are fewer overlapping windows per face.
-    Faces under 48 px are not looked for: a classifier of 48x48 faces gains nothing from them."""
+    steps of 1.12, 2 neighbours, faces from 48 px, FER2013's own size) find as many faces as the
+    common full-size setting (1.1, 5 neighbours, 50 px: the `fer` package's) with fewer false
+    boxes, in under half its time (`benchmarks/bench_haar.py`, docs/benchmarks.md). A shrunk face
+    is covered by fewer overlapping windows, hence fewer neighbours. Faces under 48 px are not
+    looked for: a classifier of 48x48 faces gains nothing from them."""
     import cv2
 
     if not 0 < detect_scale <= 1:
