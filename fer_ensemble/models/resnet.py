@@ -56,7 +56,9 @@ def resnet_paper(input_shape=(48, 48, 1), num_classes=7, *, stages=(3, 4, 6, 3),
     head_bn (on by default; not in the study's text) adds batch norm and ReLU before the pooling, as
     pre-activation ResNets end. Each block adds an un-normalised conv output to its stream, so the
     stream's variance grows block by block; under Adam at 1e-3 the deep 64-filter members' logits
-    reached thousands within ten steps and they collapsed to one class (docs/research/paper-zoo.md)."""
+    reached thousands within ten steps and they collapsed to one class (docs/research/paper-zoo.md).
+    Even with head_bn, Adam at 1e-3 inflates the 64-filter members' branches until they stay at
+    chance on real faces: models_zoo/paper.toml trains them at 3e-4-5e-4."""
     return _resnet(input_shape, num_classes, tuple(stages), filters, "paper", dropout, "resnet_paper", head_bn)
 
 
