@@ -19,8 +19,8 @@ def register(sub, add_data_args) -> None:
     p.add_argument("--margin", type=float, default=0.1, help="face box margin, fraction of its side")
     p.add_argument("--min-face", type=int, default=48, help="smallest face side in pixels (default 48)")
     p.add_argument("--detect-scale", type=float, default=0.5,
-                   help="find faces on the frame shrunk by this factor (default 0.5; 1 for the full frame: "
-                        "about 1.6x the detector's time)")
+                   help="find faces on the frame shrunk by this factor (default 0.5; 1 scans the full frame, "
+                        "more slowly: docs/benchmarks.md)")
     p.add_argument("--tta", action="store_true",
                    help="add the members' test-time augmentation (mirror) views: a little more accurate, "
                         "1.6x the model's time")
