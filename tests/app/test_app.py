@@ -256,3 +256,19 @@ def test_detector_and_predict_default_to_the_builtin_ensemble(faces, tmp_path, c
     cv2.imwrite(str(img), canvas)
     assert main(["predict", str(img), "--out", str(tmp_path / "out"), "--no-annotate"]) == 0
     assert (tmp_path / "out" / "predictions.csv").exists()
+
+
+def test_predict_flags_default_to_the_detectors_own_defaults():
+    """The CLI spells the detector's defaults again (importing the app to read them would load
+    TensorFlow for `--help`), so they are checked against the signatures here."""
+    import inspect
+
+    from fer_ensemble.cli import build_parser
+
+    args = build_parser().parse_args(["predict", "x.png"])
+    det = inspect.signature(FaceEmotionDetector).parameters
+    haar = inspect.signature(haar_detector).parameters
+    assert args.min_face == det["min_face"].default == haar["min_size"].default
+    assert args.detect_scale == det["detect_scale"].default == haar["detect_scale"].default
+    assert args.margin == det["margin"].default
+    assert args.tta is det["tta"].default is False
