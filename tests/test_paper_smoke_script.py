@@ -1,0 +1,46 @@
+"""scripts/paper_smoke.py: one JSON per member with its verdicts, reused when the budget matches."""
+from __future__ import annotations
+
+import json
+
+from tests.conftest import write_csv
+from tests.helpers import load_script
+
+paper_smoke = load_script("paper_smoke")
+
+
+def _csv(tmp_path, data):
+    rows = [(int(y), x, usage) for split, usage in (("train", "Training"), ("val", "PublicTest"),
+                                                     ("test", "PrivateTest"))
+            for x, y in zip(data.split(split).x, data.split(split).y)]
+    return write_csv(tmp_path / "fer2013.csv", rows)
+
+
+def _run(capsys, csv, zoo, tmp_path, epochs):
+    argv = ["--data", str(csv), "--zoo", str(zoo), "--classes", "fer6", "--members", "a_vgg",
+            "--epochs", str(epochs), "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")]
+    assert paper_smoke.main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_smoke_writes_verdicts_reuses_them_and_retrains_for_another_budget(tmp_path, capsys, tiny_data,
+                                                                            tiny_zoo_file):
+    csv = _csv(tmp_path, tiny_data)
+    summary = _run(capsys, csv, tiny_zoo_file, tmp_path, 2)
+    (rec,) = summary["members"]
+    assert rec["member"] == "a_vgg" and rec["classes"] == "fer6" and rec["epochs"] == 2
+    assert len(rec["train_accuracy"]) == len(rec["publictest_accuracy"]) == 2
+    assert rec["best_publictest"] == max(rec["publictest_accuracy"])
+    assert rec["leaves_chance"] == (rec["best_publictest"] >= 0.40)
+    assert rec["rises"] == (rec["train_accuracy"][1] > rec["train_accuracy"][0])
+    assert summary["all_leave_chance"] == rec["leaves_chance"] and summary["all_rise"] == rec["rises"]
+    record = tmp_path / "out" / "fer6" / "a_vgg.json"
+    assert json.loads(record.read_text()) == rec
+
+    sidecar = tmp_path / "work" / "fer6" / "a_vgg.json"
+    stamp = sidecar.stat().st_mtime_ns
+    assert _run(capsys, csv, tiny_zoo_file, tmp_path, 2)["members"] == [rec]   # the same budget: reused
+    assert sidecar.stat().st_mtime_ns == stamp
+
+    (longer,) = _run(capsys, csv, tiny_zoo_file, tmp_path, 3)["members"]      # another budget: trained again
+    assert longer["epochs"] == 3 and json.loads(record.read_text())["epochs"] == 3
