@@ -3,6 +3,7 @@
     python scripts/paper_smoke.py --data ../shared/data/fer2013.npz \
         [--classes fer6 fer7] [--train-images N] [--epochs 6] [--members VGG1 ResNet2] \
         [--out results/paper-smoke] [--work runs/paper-smoke]
+    python scripts/paper_smoke.py --table [--classes fer6]      # the records so far, as Markdown
 
 Every member of models_zoo/paper.toml trains through the package's own trainer with its own
 recipe (architecture, optimizer, learning rate, batch size, balancing, augmentation, precision),
@@ -89,12 +90,25 @@ def run_member(spec, data, classes: str, work: Path, out: Path, epochs: int) -> 
     return record
 
 
+def markdown_table(records: list[dict]) -> str:
+    """The records as the Markdown table docs/research/paper-zoo.md quotes."""
+    lines = ["| member | classes | epochs | parameters | wall (s) | training accuracy per epoch "
+             "| PublicTest per epoch | best | pass |", "| --- " * 9 + "|"]
+    for r in records:
+        passed = "yes" if r["leaves_chance"] and r["rises"] else "**no**"
+        lines.append(f"| {r['member']} | {r['classes']} | {r['epochs']} | {r['params']:,} | {r['wall_s']:,.0f} "
+                     f"| {', '.join(f'{v:.3f}' for v in r['train_accuracy'])} "
+                     f"| {', '.join(f'{v:.3f}' for v in r['publictest_accuracy'])} "
+                     f"| {r['best_publictest']:.3f} | {passed} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     from fer_ensemble.data import load_fer2013
     from fer_ensemble.models import load_zoo
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", required=True, help="fer2013.csv, .csv.gz or .npz")
+    p.add_argument("--data", help="fer2013.csv, .csv.gz or .npz (needed unless --table)")
     p.add_argument("--zoo", default="models_zoo/paper.toml")
     p.add_argument("--classes", nargs="+", default=["fer6", "fer7"], choices=["fer6", "fer7"])
     p.add_argument("--train-images", type=int, default=None, help="a stratified subset (default: all)")
@@ -102,10 +116,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--members", nargs="+", help="only these members (default: the whole zoo)")
     p.add_argument("--out", default="results/paper-smoke")
     p.add_argument("--work", default="runs/paper-smoke")
+    p.add_argument("--table", action="store_true",
+                   help="print the records already in OUT as a Markdown table, in zoo order; train nothing")
     a = p.parse_args(argv)
 
     zoo = load_zoo(a.zoo)
     specs = [zoo.get(m) for m in a.members] if a.members else list(zoo.models)
+    if a.table:
+        found = [Path(a.out) / c / f"{s.name}.json" for c in a.classes for s in specs]
+        print(markdown_table([json.loads(f.read_text()) for f in found if f.exists()]))
+        return 0
+    if not a.data:
+        p.error("--data is required (unless --table)")
     records = []
     for classes in a.classes:
         data = training_subset(load_fer2013(a.data, classes=classes), a.train_images)

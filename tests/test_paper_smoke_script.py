@@ -44,3 +44,14 @@ def test_smoke_writes_verdicts_reuses_them_and_retrains_for_another_budget(tmp_p
 
     (longer,) = _run(capsys, csv, tiny_zoo_file, tmp_path, 3)["members"]      # another budget: trained again
     assert longer["epochs"] == 3 and json.loads(record.read_text())["epochs"] == 3
+
+
+def test_table_lists_each_record_with_its_verdict():
+    rec = {"member": "m", "classes": "fer6", "epochs": 2, "params": 1234567, "wall_s": 1500.4,
+           "train_accuracy": [0.2, 0.3], "publictest_accuracy": [0.35, 0.41], "best_publictest": 0.41,
+           "leaves_chance": True, "rises": True}
+    failing = {**rec, "member": "n", "train_accuracy": [0.3, 0.2], "rises": False}
+    header, rule, ok, bad = paper_smoke.markdown_table([rec, failing]).splitlines()
+    assert header.count("|") == rule.count("|") == ok.count("|") == 10
+    assert ok == "| m | fer6 | 2 | 1,234,567 | 1,500 | 0.200, 0.300 | 0.350, 0.410 | 0.410 | yes |"
+    assert bad.startswith("| n |") and bad.endswith("| **no** |")
