@@ -69,10 +69,10 @@ def member_record(spec, classes: str, sidecar: dict, history_csv: Path, train_im
 def drop_other_budget(work: Path, spec) -> None:
     """Remove the member's finished files in `work` when they were trained for another number of
     epochs (an earlier budget), so that the trainer trains it again instead of refusing the spec."""
-    from fer_ensemble.rundir import artifact_paths
+    from fer_ensemble.rundir import artifact_paths, read_sidecar
 
     paths = artifact_paths(work, spec.name)
-    if paths["json"].exists() and json.loads(paths["json"].read_text())["spec"]["epochs"] != spec.epochs:
+    if paths["json"].exists() and read_sidecar(paths["json"])["spec"]["epochs"] != spec.epochs:
         for path in paths.values():
             path.unlink(missing_ok=True)
 
@@ -88,6 +88,11 @@ def run_member(spec, data, classes: str, work: Path, out: Path, epochs: int) -> 
     record = member_record(spec, classes, result.sidecar, work / f"{spec.name}.history.csv", len(data.train))
     write_json(out, record)
     return record
+
+
+def record_path(out: str | Path, classes: str, member: str) -> Path:
+    """Where a member's smoke record lives: OUT/<classes>/<member>.json."""
+    return Path(out) / classes / f"{member}.json"
 
 
 def markdown_table(records: list[dict]) -> str:
@@ -123,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     zoo = load_zoo(a.zoo)
     specs = [zoo.get(m) for m in a.members] if a.members else list(zoo.models)
     if a.table:
-        found = [Path(a.out) / c / f"{s.name}.json" for c in a.classes for s in specs]
+        found = [record_path(a.out, c, s.name) for c in a.classes for s in specs]
         print(markdown_table([json.loads(f.read_text()) for f in found if f.exists()]))
         return 0
     if not a.data:
@@ -132,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     for classes in a.classes:
         data = training_subset(load_fer2013(a.data, classes=classes), a.train_images)
         for spec in specs:
-            out = Path(a.out) / classes / f"{spec.name}.json"
+            out = record_path(a.out, classes, spec.name)
             if out.exists() and (done := json.loads(out.read_text()))["epochs"] == a.epochs:
                 records.append(done)
                 continue
