@@ -34,6 +34,7 @@ def test_smoke_writes_verdicts_reuses_them_and_retrains_for_another_budget(tmp_p
     assert rec["leaves_chance"] == (rec["best_publictest"] >= 0.40)
     assert rec["rises"] == (rec["train_accuracy"][1] > rec["train_accuracy"][0])
     assert summary["all_leave_chance"] == rec["leaves_chance"] and summary["all_rise"] == rec["rises"]
+    assert summary["epochs"] == {"a_vgg": 2}
     record = tmp_path / "out" / "fer6" / "a_vgg.json"
     assert json.loads(record.read_text()) == rec
 
@@ -55,3 +56,12 @@ def test_table_lists_each_record_with_its_verdict():
     assert header.count("|") == rule.count("|") == ok.count("|") == 10
     assert ok == "| m | fer6 | 2 | 1,234,567 | 1,500 | 0.200, 0.300 | 0.350, 0.410 | 0.410 | yes |"
     assert bad.startswith("| n |") and bad.endswith("| **no** |")
+
+
+def test_budget_is_three_epochs_for_the_resnets_six_for_the_rest_unless_given():
+    from fer_ensemble.models import load_zoo
+
+    zoo = load_zoo("models_zoo/paper.toml")
+    budgets = {s.name: paper_smoke.budget(s) for s in zoo.models}
+    assert budgets == {s.name: 3 if s.name.startswith("ResNet") else 6 for s in zoo.models}
+    assert {paper_smoke.budget(s, 4) for s in zoo.models} == {4}
