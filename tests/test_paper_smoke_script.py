@@ -65,3 +65,25 @@ def test_budget_is_three_epochs_for_the_resnets_six_for_the_rest_unless_given():
     budgets = {s.name: paper_smoke.budget(s) for s in zoo.models}
     assert budgets == {s.name: 3 if s.name.startswith("ResNet") else 6 for s in zoo.models}
     assert {paper_smoke.budget(s, 4) for s in zoo.models} == {4}
+
+
+def test_committed_records_follow_from_their_numbers_and_are_quoted_in_the_docs():
+    from pathlib import Path
+
+    from fer_ensemble.models import load_zoo
+
+    root = Path(__file__).resolve().parents[1]
+    zoo = load_zoo(root / "models_zoo" / "paper.toml")
+    doc = (root / "docs" / "research" / "paper-zoo.md").read_text()
+    records = sorted((root / "results" / "paper-smoke").glob("fer[67]/*.json"))
+    assert records
+    for path in records:
+        rec = json.loads(path.read_text())
+        assert (rec["classes"], rec["member"]) == (path.parent.name, path.stem)
+        assert rec["epochs"] == len(rec["train_accuracy"]) == len(rec["publictest_accuracy"])
+        assert rec["epochs"] == paper_smoke.budget(zoo.get(rec["member"])), path
+        assert rec["best_publictest"] == max(rec["publictest_accuracy"])
+        assert rec["leaves_chance"] == (rec["best_publictest"] >= paper_smoke.CHANCE_BAR)
+        assert rec["rises"] == all(b > a for a, b in zip(rec["train_accuracy"], rec["train_accuracy"][1:]))
+        row = paper_smoke.markdown_table([rec]).splitlines()[-1]
+        assert row in doc, f"{path} is not quoted in docs/research/paper-zoo.md"
