@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tests.conftest import write_csv
 from tests.helpers import load_script
@@ -61,15 +62,13 @@ def test_table_lists_each_record_with_its_verdict():
 def test_budget_is_three_epochs_for_the_resnets_six_for_the_rest_unless_given():
     from fer_ensemble.models import load_zoo
 
-    zoo = load_zoo("models_zoo/paper.toml")
+    zoo = load_zoo(Path(__file__).resolve().parents[1] / "models_zoo" / "paper.toml")
     budgets = {s.name: paper_smoke.budget(s) for s in zoo.models}
     assert budgets == {s.name: 3 if s.name.startswith("ResNet") else 6 for s in zoo.models}
     assert {paper_smoke.budget(s, 4) for s in zoo.models} == {4}
 
 
 def test_committed_records_follow_from_their_numbers_and_are_quoted_in_the_docs():
-    from pathlib import Path
-
     from fer_ensemble.models import load_zoo
 
     root = Path(__file__).resolve().parents[1]
