@@ -20,8 +20,9 @@ so six would make each of them a 2-3 hour run while proving no more. `--epochs N
 member N instead.
 
 One JSON per member is written to OUT/<classes>/<member>.json when the member finishes (a rerun
-skips it when it holds the same number of epochs, and an interrupted member resumes from its last
-epoch in --work), so the command can be stopped and run again. At the end it prints one JSON object: per member, epochs, wall time,
+skips it when it holds the same number of epochs and training faces, and an interrupted member
+resumes from its last epoch in WORK/<classes> or, on a subset, WORK/<classes>-<N>), so the command
+can be stopped and run again. At the end it prints one JSON object: per member, epochs, wall time,
 training accuracy per epoch, PublicTest accuracy per epoch, the best PublicTest, and two verdicts:
 `leaves_chance` (best PublicTest >= 0.40; always answering "happy" scores 0.25) and `rises`
 (training accuracy higher every epoch than the one before).
@@ -47,6 +48,12 @@ EPOCHS_BY_BUILDER = {"resnet_paper": 3}
 def budget(spec, epochs: int | None = None) -> int:
     """The member's number of epochs: `epochs` when given, else its builder's default budget."""
     return epochs if epochs is not None else EPOCHS_BY_BUILDER.get(spec.builder, DEFAULT_EPOCHS)
+
+
+def budget_help() -> str:
+    """The default budgets in words, for --help: read from the same table `budget` uses."""
+    others = ", ".join(f"{n} for builder {b}" for b, n in EPOCHS_BY_BUILDER.items())
+    return f"{DEFAULT_EPOCHS}, {others}" if others else str(DEFAULT_EPOCHS)
 
 
 def training_subset(data, n: int | None, seed: int = 0):
@@ -101,6 +108,12 @@ def run_member(spec, data, classes: str, work: Path, out: Path, epochs: int) -> 
     return record
 
 
+def work_dir(work: str | Path, classes: str, train_images: int | None) -> Path:
+    """Where members train: one folder per class set and training-set size, so that a run on a
+    subset never finds (and reuses) a model trained on all faces, nor the reverse."""
+    return Path(work) / (classes if train_images is None else f"{classes}-{train_images}")
+
+
 def record_path(out: str | Path, classes: str, member: str) -> Path:
     """Where a member's smoke record lives: OUT/<classes>/<member>.json."""
     return Path(out) / classes / f"{member}.json"
@@ -129,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--classes", nargs="+", default=["fer6", "fer7"], choices=["fer6", "fer7"])
     p.add_argument("--train-images", type=int, default=None, help="a stratified subset (default: all)")
     p.add_argument("--epochs", type=int, default=None,
-                   help=f"every member this many epochs (default: {DEFAULT_EPOCHS}, 3 for the ResNets)")
+                   help=f"every member this many epochs (default: {budget_help()})")
     p.add_argument("--members", nargs="+", help="only these members (default: the whole zoo)")
     p.add_argument("--out", default="results/paper-smoke")
     p.add_argument("--work", default="runs/paper-smoke")
@@ -151,10 +164,12 @@ def main(argv: list[str] | None = None) -> int:
         for spec in specs:
             out = record_path(a.out, classes, spec.name)
             epochs = budget(spec, a.epochs)
-            if out.exists() and (done := json.loads(out.read_text()))["epochs"] == epochs:
+            # reuse a record only when it answers this very question: same budget, same faces
+            if (out.exists() and (done := json.loads(out.read_text()))["epochs"] == epochs
+                    and done["train_images"] == len(data.train)):
                 records.append(done)
                 continue
-            rec = run_member(spec, data, classes, Path(a.work) / classes, out, epochs)
+            rec = run_member(spec, data, classes, work_dir(a.work, classes, a.train_images), out, epochs)
             records.append(rec)
             print(json.dumps({k: rec[k] for k in ("classes", "member", "best_publictest", "rises", "wall_s")}),
                   file=sys.stderr, flush=True)

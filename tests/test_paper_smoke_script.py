@@ -17,9 +17,9 @@ def _csv(tmp_path, data):
     return write_csv(tmp_path / "fer2013.csv", rows)
 
 
-def _run(capsys, csv, zoo, tmp_path, epochs):
+def _run(capsys, csv, zoo, tmp_path, epochs, *extra):
     argv = ["--data", str(csv), "--zoo", str(zoo), "--classes", "fer6", "--members", "a_vgg",
-            "--epochs", str(epochs), "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work")]
+            "--epochs", str(epochs), "--out", str(tmp_path / "out"), "--work", str(tmp_path / "work"), *extra]
     assert paper_smoke.main(argv) == 0
     return json.loads(capsys.readouterr().out)
 
@@ -47,6 +47,11 @@ def test_smoke_writes_verdicts_reuses_them_and_retrains_for_another_budget(tmp_p
     (longer,) = _run(capsys, csv, tiny_zoo_file, tmp_path, 3)["members"]      # another budget: trained again
     assert longer["epochs"] == 3 and json.loads(record.read_text())["epochs"] == 3
 
+    fewer = longer["train_images"] - 6                                        # other faces: trained again
+    (subset,) = _run(capsys, csv, tiny_zoo_file, tmp_path, 3, "--train-images", str(fewer))["members"]
+    assert subset["train_images"] == fewer and json.loads(record.read_text())["train_images"] == fewer
+    assert (tmp_path / "work" / f"fer6-{fewer}" / "a_vgg.json").exists()
+
 
 def test_table_lists_each_record_with_its_verdict():
     rec = {"member": "m", "classes": "fer6", "epochs": 2, "params": 1234567, "wall_s": 1500.4,
@@ -66,6 +71,7 @@ def test_budget_is_three_epochs_for_the_resnets_six_for_the_rest_unless_given():
     budgets = {s.name: paper_smoke.budget(s) for s in zoo.models}
     assert budgets == {s.name: 3 if s.name.startswith("ResNet") else 6 for s in zoo.models}
     assert {paper_smoke.budget(s, 4) for s in zoo.models} == {4}
+    assert paper_smoke.budget_help() == "6, 3 for builder resnet_paper"
 
 
 def test_committed_records_follow_from_their_numbers_and_are_quoted_in_the_docs():
