@@ -82,29 +82,32 @@ def train(spec, data, steps: int, every: int, probe_images: int, on_record=None)
     import keras
     import tensorflow as tf
 
+    from fer_ensemble.data import class_weights
     from fer_ensemble.data.pipeline import train_batches
 
     net, probe, relu, bn = build(spec, data.num_classes)
     opt = keras.optimizers.Adam(spec.learning_rate)
+    # class weights reach the loss as per-sample weights, as they do in the trainer
+    weights = class_weights(data.train.y, data.num_classes) if spec.balancing == "class_weights" else None
     batches, _ = train_batches(data.train.x, data.train.y, data.num_classes, spec.batch_size,
-                               balancing=spec.balancing if spec.balancing != "class_weights" else "none",
-                               oversample_fraction=spec.oversample_fraction, seed=spec.seed)
+                               balancing=spec.balancing, oversample_fraction=spec.oversample_fraction,
+                               seed=spec.seed, class_weight=weights)
     x_probe = data.train.x[np.random.default_rng(0).choice(len(data.train.y), probe_images, replace=False)]
     x_probe = x_probe.astype(np.float32)[..., None] / 255.0
     loss_fn = keras.losses.CategoricalCrossentropy()
 
     @tf.function
-    def step(x, y):
+    def step(x, y, w):
         with tf.GradientTape() as tape:
             p = net(x, training=True)
-            loss = loss_fn(y, p) + (tf.add_n(net.losses) if net.losses else 0.0)
+            loss = loss_fn(y, p, sample_weight=w) + (tf.add_n(net.losses) if net.losses else 0.0)
         grads = tape.gradient(loss, net.trainable_variables)
         opt.apply_gradients(zip(grads, net.trainable_variables))
         return loss, tf.reduce_mean(tf.cast(tf.argmax(p, 1) == tf.argmax(y, 1), tf.float32)), grads
 
     records, window, t0 = [], [], time.perf_counter()
-    for i, (x, y) in zip(range(1, steps + 1), batches):
-        loss, acc, grads = step(tf.constant(x), tf.constant(y))
+    for i, (x, y, *w) in zip(range(1, steps + 1), batches):
+        loss, acc, grads = step(tf.constant(x), tf.constant(y), tf.constant(w[0] if w else np.ones(len(y), np.float32)))
         window.append((float(loss), float(acc)))
         if i % every == 0 or i == 1:
             rec = {"step": i, "loss": round(float(np.mean([w[0] for w in window])), 4),
@@ -135,16 +138,18 @@ def main(argv=None) -> int:
     p.add_argument("--learning-rate", type=float, help="override the entry's learning rate")
     p.add_argument("--batch-size", type=int, help="override the entry's batch size")
     p.add_argument("--classes", help="fer6 or fer7 (default: the zoo's)")
+    p.add_argument("--balancing", choices=["none", "oversample", "batches", "class_weights"],
+                   help="override the entry's balancing")
     p.add_argument("--out")
     a = p.parse_args(argv)
     zoo = load_zoo(a.zoo)
     spec = zoo.get(a.member)
     spec = spec.replace(args={**spec.args, **json.loads(a.args)},
                         learning_rate=a.learning_rate or spec.learning_rate,
-                        batch_size=a.batch_size or spec.batch_size)
+                        batch_size=a.batch_size or spec.batch_size, balancing=a.balancing or spec.balancing)
     data = load_fer2013(a.data, classes=a.classes or zoo.classes)
-    head = {"member": a.member, "builder": spec.builder, "args": spec.args, "learning_rate": spec.learning_rate,
-            "batch_size": spec.batch_size, "balancing": spec.balancing}
+    head = {"member": a.member, "classes": a.classes or zoo.classes, "builder": spec.builder, "args": spec.args,
+            "learning_rate": spec.learning_rate, "batch_size": spec.batch_size, "balancing": spec.balancing}
 
     def write(records):  # after every checkpoint, so a long run can be read (or stopped) midway
         if a.out:
