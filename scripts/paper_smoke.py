@@ -76,6 +76,7 @@ def member_record(spec, classes: str, sidecar: dict, history_csv: Path, train_im
     val_acc = [round(float(a), 4) for a in hist["val_accuracy"]]
     best = max(val_acc)
     return {"member": spec.name, "classes": classes, "builder": spec.builder, "args": spec.args,
+            "balancing": spec.balancing, "learning_rate": spec.learning_rate, "batch_size": spec.batch_size,
             "params": sidecar["parameters"], "train_images": train_images, "epochs": len(train_acc),
             "wall_s": round(float(sidecar["train_time_s"]), 1), "precision": sidecar["precision"],
             "device": sidecar["device"],

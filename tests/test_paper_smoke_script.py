@@ -30,6 +30,7 @@ def test_smoke_writes_verdicts_reuses_them_and_retrains_for_another_budget(tmp_p
     summary = _run(capsys, csv, tiny_zoo_file, tmp_path, 2)
     (rec,) = summary["members"]
     assert rec["member"] == "a_vgg" and rec["classes"] == "fer6" and rec["epochs"] == 2
+    assert (rec["balancing"], rec["learning_rate"], rec["batch_size"]) == ("none", 0.003, 32)
     assert len(rec["train_accuracy"]) == len(rec["publictest_accuracy"]) == 2
     assert rec["best_publictest"] == max(rec["publictest_accuracy"])
     assert rec["leaves_chance"] == (rec["best_publictest"] >= 0.40)
@@ -81,12 +82,17 @@ def test_committed_records_follow_from_their_numbers_and_are_quoted_in_the_docs(
     zoo = load_zoo(root / "models_zoo" / "paper.toml")
     doc = (root / "docs" / "research" / "paper-zoo.md").read_text()
     records = sorted((root / "results" / "paper-smoke").glob("fer[67]/*.json"))
+    superseded = sorted((root / "results" / "paper-smoke" / "class-weights").glob("fer[67]/*.json"))  # VGG3 before
     assert records
-    for path in records:
+    for path in records + superseded:
         rec = json.loads(path.read_text())
         assert (rec["classes"], rec["member"]) == (path.parent.name, path.stem)
         assert rec["epochs"] == len(rec["train_accuracy"]) == len(rec["publictest_accuracy"])
-        assert rec["epochs"] == paper_smoke.budget(zoo.get(rec["member"])), path
+        if path in records:   # a current record holds its member's budget and, where it says, recipe
+            spec = zoo.get(rec["member"])
+            assert rec["epochs"] == paper_smoke.budget(spec), path
+            said = [k for k in ("balancing", "learning_rate", "batch_size") if k in rec]
+            assert [rec[k] for k in said] == [getattr(spec, k) for k in said], path
         assert rec["best_publictest"] == max(rec["publictest_accuracy"])
         assert rec["leaves_chance"] == (rec["best_publictest"] >= paper_smoke.CHANCE_BAR)
         assert rec["rises"] == all(b > a for a, b in zip(rec["train_accuracy"], rec["train_accuracy"][1:]))
